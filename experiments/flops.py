@@ -1,0 +1,85 @@
+"""Reproduce the paper's efficiency tables with fvcore (spec §5).
+
+    python experiments/flops.py                    # classification table + Table 1 stage reductions
+    python experiments/flops.py --ablations        # plus the §5.1 ablation table
+    python experiments/flops.py --task seg         # segmentation table (spec §5.2)
+    python experiments/flops.py --format csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+
+def _table(header: list[str], rows: list[list[str]], fmt: str) -> str:
+    if fmt == "csv":
+        return "\n".join(",".join(r) for r in [header, *rows])
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.1%}"
+
+
+def classification(fmt: str, size: int, ablations: bool) -> str:
+    from vt.flops import ablation_table, classification_table, stage_table
+
+    out = [f"## Classification at {size}x{size}, 1000 classes (paper Table 2 / Table 8; spec §5.1)", ""]
+    rows = [
+        [r.model, r.source, f"{r.gflops:.3f}", f"{r.paper_gflops:.3f}", _pct(r.d_flops),
+         f"{r.mparams:.2f}", f"{r.paper_mparams:.1f}", _pct(r.d_params)]
+        for r in classification_table(size)
+    ]
+    out.append(_table(["model", "paper row", "GFLOPs", "paper GFLOPs", "diff", "params (M)",
+                       "paper params (M)", "diff"], rows, fmt))
+    out += ["", "## Replaced stage: ResNet's last stage vs the VT stage (paper Table 1)", ""]
+    rows = [
+        [f"R{r.depth}", f"{r.resnet_stage_gflops:.3f}", f"{r.vt_stage_gflops:.3f}",
+         f"{r.stage_reduction:.2f}x", f"{r.paper_stage_reduction:.1f}x",
+         f"{r.resnet_stage_mparams:.2f}", f"{r.vt_stage_mparams:.2f}",
+         f"{r.total_reduction:.2f}x", f"{r.paper_total_reduction:.2f}x"]
+        for r in stage_table(size)
+    ]
+    out.append(_table(["backbone", "ResNet stage GFLOPs", "VT stage GFLOPs", "stage reduction",
+                       "paper", "ResNet stage params (M)", "VT stage params (M)",
+                       "total reduction", "paper"], rows, fmt))
+    if ablations:
+        out += ["", "## Ablations (paper, default recipe; spec §5.1), one parametrised VT-ResNet", ""]
+        rows = [
+            [r.variant, f"R{r.depth}", f"{r.mflops:.0f}", f"{r.paper_mflops:.0f}",
+             _pct(r.mflops / r.paper_mflops - 1), f"{r.mparams:.2f}", f"{r.paper_mparams:.1f}",
+             _pct(r.mparams / r.paper_mparams - 1)]
+            for r in ablation_table(size)
+        ]
+        out.append(_table(["variant", "model", "MFLOPs", "paper MFLOPs", "diff", "params (M)",
+                           "paper params (M)", "diff"], rows, fmt))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=["cls", "seg"], default="cls")
+    parser.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    parser.add_argument("--size", type=int, default=224, help="classification input size")
+    parser.add_argument("--ablations", action="store_true", help="also print the ablation table")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    from vt.flops import COUNTING_NOTE
+
+    if args.task == "cls":
+        body = classification(args.format, args.size, args.ablations)
+    else:
+        from vt.seg_flops import format_segmentation_table
+
+        body = format_segmentation_table(args.format)
+    print(body)
+    print()
+    print(COUNTING_NOTE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

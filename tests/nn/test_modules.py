@@ -1,0 +1,140 @@
+"""Behaviour of the paper's building blocks (spec §2)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vt.flops import count
+from vt.nn import (
+    FilterTokenizer,
+    PoolingTokenizer,
+    Projector,
+    RecurrentTokenizer,
+    TokenTransformer,
+    VisualTransformer,
+)
+
+B, C, H, W, L, CT = 2, 32, 5, 7, 4, 48
+
+
+@pytest.fixture
+def x() -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.randn(B, C, H, W)
+
+
+def test_filter_tokenizer_shapes(x: torch.Tensor) -> None:
+    tokens, attn = FilterTokenizer(C, L, CT)(x, return_attention=True)
+    assert tokens.shape == (B, L, CT) and attn.shape == (B, H * W, L)
+
+
+def test_tokenizer_attention_sums_to_one_over_pixels(x: torch.Tensor) -> None:
+    _, attn = FilterTokenizer(C, L, CT)(x, return_attention=True)
+    torch.testing.assert_close(attn.sum(dim=1), torch.ones(B, L))
+
+
+def test_filter_tokens_are_attention_weighted_pixel_averages(x: torch.Tensor) -> None:
+    tok = FilterTokenizer(C, L, C)  # C_T = C: no width projection, Eq. (2) literally
+    tokens, attn = tok(x, return_attention=True)
+    pixels = x.flatten(2).transpose(1, 2)
+    a = torch.softmax(pixels @ tok.filter.weight.view(L, C).T, dim=1)  # Eq. (1)
+    torch.testing.assert_close(attn, a)
+    torch.testing.assert_close(tokens, a.transpose(1, 2) @ pixels)
+
+
+def test_recurrent_tokenizer_needs_previous_tokens(x: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="previous module's tokens"):
+        RecurrentTokenizer(C, L, CT)(x)
+
+
+def test_recurrent_tokenizer_queries_come_from_tokens(x: torch.Tensor) -> None:
+    tok = RecurrentTokenizer(C, L, CT)
+    prev = torch.randn(B, L, CT)
+    _, a1 = tok(x, prev, return_attention=True)
+    _, a2 = tok(x, prev * 2, return_attention=True)
+    assert not torch.allclose(a1, a2)
+    torch.testing.assert_close(a1.sum(dim=1), torch.ones(B, L))
+
+
+def test_half_recurrence_carries_first_tokens_over(x: torch.Tensor) -> None:
+    tok = RecurrentTokenizer(C, L, CT, recurrent_tokens=L // 2)
+    prev = torch.randn(B, L, CT)
+    tokens, attn = tok(x, prev, return_attention=True)
+    assert tokens.shape == (B, L, CT) and attn.shape == (B, H * W, L // 2)
+    torch.testing.assert_close(tokens[:, : L // 2], prev[:, : L // 2])
+
+
+def test_pooling_tokenizer_shapes(x: torch.Tensor) -> None:
+    tokens, attn = PoolingTokenizer(C, L, CT)(x)
+    assert tokens.shape == (B, L, CT) and attn is None
+
+
+def test_transformer_attention_sums_to_one_over_tokens() -> None:
+    t = torch.randn(B, L, CT)
+    out, attn = TokenTransformer(CT, heads=2)(t, return_attention=True)
+    assert out.shape == (B, L, CT) and attn.shape == (B, 2, L, L)
+    torch.testing.assert_close(attn.sum(dim=-1), torch.ones(B, 2, L))
+
+
+def test_projector_attention_sums_to_one_over_tokens(x: torch.Tensor) -> None:
+    out, attn = Projector(C, CT, heads=4)(x, torch.randn(B, L, CT), return_attention=True)
+    assert out.shape == x.shape and attn.shape == (B, 4, H * W, L)
+    torch.testing.assert_close(attn.sum(dim=-1), torch.ones(B, 4, H * W))
+
+
+def test_projector_can_widen_the_map(x: torch.Tensor) -> None:
+    out, _ = Projector(C, CT, out_channels=2 * C)(x, torch.randn(B, L, CT))
+    assert out.shape == (B, 2 * C, H, W)
+
+
+@pytest.mark.parametrize("kind", ["filter", "recurrent", "pooling"])
+def test_fused_and_explicit_attention_agree(x: torch.Tensor, kind: str) -> None:
+    vt = VisualTransformer(C, L, CT, tokenizer=kind, heads=2, projector_heads=2).eval()
+    prev = torch.randn(B, L, CT)
+    fused = vt(x, prev)
+    explicit = vt(x, prev, return_attention=True)
+    torch.testing.assert_close(fused.features, explicit.features, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fused.tokens, explicit.tokens, rtol=1e-4, atol=1e-5)
+
+
+def test_visual_transformer_returns_every_attention(x: torch.Tensor) -> None:
+    out = VisualTransformer(C, L, CT)(x, return_attention=True)
+    assert set(out.attention) == {"tokenizer", "transformer", "projector"}
+    assert out.features.shape == x.shape and out.tokens.shape == (B, L, CT)
+
+
+@pytest.mark.parametrize("kind", ["filter", "recurrent"])
+def test_gradient_reaches_every_parameter(x: torch.Tensor, kind: str) -> None:
+    vt = VisualTransformer(C, L, CT, tokenizer=kind, out_channels=2 * C, value_proj=True)
+    out = vt(x.requires_grad_(), torch.randn(B, L, CT))
+    (out.features.square().mean() + out.tokens.square().mean()).backward()
+    missing = [n for n, p in vt.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing and x.grad is not None
+
+
+def test_fvcore_counts_fused_attention_like_explicit_matmuls(x: torch.Tensor) -> None:
+    class Explicit(torch.nn.Module):
+        def __init__(self, m: torch.nn.Module) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.m(x, return_attention=True).features
+
+    vt = VisualTransformer(C, L, CT)
+    assert count(vt, x).flops == count(Explicit(vt), x).flops
+
+
+def test_fvcore_counts_the_projector_attention_matmuls(x: torch.Tensor) -> None:
+    """Doubling the tokens doubles exactly the attention matmuls and the token-side weights."""
+    p = Projector(C, CT, norm=False)
+    t1, t2 = torch.randn(B, L, CT), torch.randn(B, 2 * L, CT)
+    extra = count(p, x, t2).flops - count(p, x, t1).flops
+    per_token = B * (H * W * C * 2 + CT * C * 2)  # q·kᵀ, attn·v, and W_K, W_V per token
+    assert extra == L * per_token
+
+
+def test_unknown_tokenizer_is_one_line_error() -> None:
+    with pytest.raises(ValueError, match="unknown tokenizer 'conv'"):
+        VisualTransformer(C, L, CT, tokenizer="conv")  # type: ignore[arg-type]

@@ -1,0 +1,19 @@
+"""Whole networks in plain PyTorch, built by name through the registry."""
+
+from vt.models import resnet  # noqa: F401  (registers the classifiers)
+from vt.models.features import FeatureInfo
+from vt.models.registry import create_model, list_models, model_task, register_model
+from vt.models.resnet import PAPER_STAGES, ResNet, VTResNet, VTStage, VTStageConfig
+
+__all__ = [
+    "PAPER_STAGES",
+    "FeatureInfo",
+    "ResNet",
+    "VTResNet",
+    "VTStage",
+    "VTStageConfig",
+    "create_model",
+    "list_models",
+    "model_task",
+    "register_model",
+]

@@ -1,0 +1,139 @@
+"""Tokenizers: group the pixels of a feature map into L visual tokens (spec §2.1, §2.2).
+
+Both tokenizers are "L token queries attend over the HW pixels": the softmax runs over the spatial
+axis, so each token is an attention-weighted average of pixels. They differ only in where the
+queries come from: a learned pointwise filter ``W_A`` (first VT module) or the previous module's
+tokens (every later module). A pooling tokenizer (bilinear downsampling to L pixels) is kept for the
+paper's ablation.
+
+Implementation choices the paper leaves open (spec §2.5), stated here once:
+  * Tokens are pooled at the map's width C and then, where ``token_channels != C``, projected to
+    C_T by one linear map applied to the L tokens. Because ``Aᵀ(X W) = (AᵀX) W`` this is the same as
+    a value projection of every pixel, at L/HW of the cost (spec §5.4: no C×C weight may touch every
+    pixel).
+  * ``W_A`` is a bias-free 1×1 convolution; the spatial softmax is unscaled, as in Eq. (1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vt.nn.attention import attend
+
+
+def _token_projection(in_channels: int, token_channels: int) -> nn.Module:
+    """C -> C_T on the L pooled tokens; identity where the widths already agree."""
+    if in_channels == token_channels:
+        return nn.Identity()
+    return nn.Linear(in_channels, token_channels, bias=False)
+
+
+class FilterTokenizer(nn.Module):
+    """Filter-based tokenizer, spec §2.1.
+
+    ``A = softmax_HW(X W_A)`` (Eq. 1), ``T = Aᵀ X`` (Eq. 2), then C -> C_T on the tokens.
+
+    Args:
+        in_channels: C, channels of the feature map.
+        num_tokens: L, number of visual tokens.
+        token_channels: C_T, channels of each output token.
+    """
+
+    def __init__(self, in_channels: int, num_tokens: int, token_channels: int) -> None:
+        super().__init__()
+        self.num_tokens = num_tokens
+        self.filter = nn.Conv2d(in_channels, num_tokens, kernel_size=1, bias=False)  # W_A
+        self.proj = _token_projection(in_channels, token_channels)
+
+    def forward(
+        self, x: Tensor, tokens: Tensor | None = None, return_attention: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """``x: (B, C, H, W)`` -> ``tokens (B, L, C_T)`` and, if asked, ``A: (B, HW, L)``.
+
+        ``tokens`` is accepted (and ignored) so every tokenizer has one call signature.
+        """
+        b, c, h, w = x.shape
+        pixels = x.flatten(2).transpose(1, 2)  # (B, HW, C)
+        # W_A as the L token queries: softmax_HW(X W_A)ᵀ X is attention of queries W_Aᵀ over pixels.
+        queries = self.filter.weight.view(1, 1, self.num_tokens, c).expand(b, 1, -1, -1)
+        t, attn = attend(queries, pixels.unsqueeze(1), pixels.unsqueeze(1), 1.0, return_attention)
+        tokens_out = self.proj(t.squeeze(1))  # Eq. (1)-(2): T = softmax_HW(X W_A)ᵀ X, (B, L, C_T)
+        return tokens_out, None if attn is None else attn.squeeze(1).transpose(1, 2)
+
+
+class RecurrentTokenizer(nn.Module):
+    """Recurrent tokenizer, spec §2.2: the previous module's tokens decide what to look for.
+
+    ``W_R = T_in W_{T->R}`` (Eq. 3), ``T = softmax_HW(X W_Rᵀ)ᵀ X`` (Eq. 4), then C -> C_T.
+
+    With ``recurrent_tokens < L`` (the earlier arXiv versions' pseudo code: half of them) only the
+    last ``recurrent_tokens`` input tokens are turned into new ones; the first ``L - recurrent_tokens``
+    are carried over unchanged, and the returned attention covers the new tokens only.
+
+    Args:
+        in_channels: C, channels of the feature map.
+        num_tokens: L, number of tokens in and out.
+        token_channels: C_T, channels of the output tokens.
+        prev_token_channels: channels of the incoming tokens (default C_T).
+        recurrent_tokens: how many tokens are recomputed (default all L).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_tokens: int,
+        token_channels: int,
+        prev_token_channels: int | None = None,
+        recurrent_tokens: int | None = None,
+    ) -> None:
+        super().__init__()
+        prev_token_channels = prev_token_channels or token_channels
+        self.num_tokens = num_tokens
+        self.recurrent_tokens = recurrent_tokens or num_tokens
+        if not 0 < self.recurrent_tokens <= num_tokens:
+            raise ValueError(f"recurrent_tokens must be in 1..{num_tokens}, got {recurrent_tokens}")
+        if self.recurrent_tokens < num_tokens and prev_token_channels != token_channels:
+            raise ValueError("carrying tokens over needs prev_token_channels == token_channels")
+        self.token_to_filter = nn.Linear(prev_token_channels, in_channels, bias=False)  # W_{T->R}
+        self.proj = _token_projection(in_channels, token_channels)
+
+    def forward(
+        self, x: Tensor, tokens: Tensor | None = None, return_attention: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """``x: (B, C, H, W)``, ``tokens: (B, L, C_T_prev)`` -> ``(B, L, C_T)``, ``A: (B, HW, L_new)``."""
+        if tokens is None:
+            raise ValueError("RecurrentTokenizer needs the previous module's tokens; "
+                             "the first VT module of a network must use a filter tokenizer")
+        kept = self.num_tokens - self.recurrent_tokens
+        pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
+        w_r = self.token_to_filter(tokens[:, kept:])  # Eq. (3): W_R = T_in W_{T->R}, (B, L', C)
+        t, attn = attend(w_r.unsqueeze(1), pixels, pixels, 1.0, return_attention)
+        new = self.proj(t.squeeze(1))  # Eq. (4): T = softmax_HW(X W_Rᵀ)ᵀ X
+        out = new if kept == 0 else torch.cat([tokens[:, :kept], new], dim=1)
+        return out, None if attn is None else attn.squeeze(1).transpose(1, 2)
+
+
+class PoolingTokenizer(nn.Module):
+    """Ablation baseline (spec §5.1): tokens are the map bilinearly downsampled to L pixels.
+
+    L must factor as ``h × w`` with h, w as close as possible (16 -> 4×4).
+    """
+
+    def __init__(self, in_channels: int, num_tokens: int, token_channels: int) -> None:
+        super().__init__()
+        h = int(math.isqrt(num_tokens))
+        while num_tokens % h:
+            h -= 1
+        self.grid = (h, num_tokens // h)
+        self.proj = _token_projection(in_channels, token_channels)
+
+    def forward(
+        self, x: Tensor, tokens: Tensor | None = None, return_attention: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """``x: (B, C, H, W)`` -> ``tokens (B, L, C_T)``; no attention map (``None``)."""
+        pooled = F.interpolate(x, size=self.grid, mode="bilinear", align_corners=False)
+        return self.proj(pooled.flatten(2).transpose(1, 2)), None
