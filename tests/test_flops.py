@@ -22,6 +22,7 @@ TOLERANCES = {
     ("vt_resnet18", "Table 2"): (0.02, 0.02),
     ("vt_resnet18", "Table 8"): (0.02, 0.02),
     ("vt_resnet34", "Table 2"): (0.02, 0.02),
+    ("vt_resnet34 + VT_RESNET34_TABLE8", "Table 8"): (0.02, 0.02),
     ("vt_resnet50", "Table 8"): (0.028, 0.03),
     ("vt_resnet101", "Table 8"): (0.02, 0.03),
 }
