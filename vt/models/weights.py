@@ -1,0 +1,114 @@
+"""Loading local checkpoints into a model, with a report of what loaded (no downloads, ever).
+
+Two formats are understood:
+
+* **torchvision**: a plain state dict as saved by ``torch.save(model.state_dict())`` (the files
+  behind ``torchvision.models.ResNet50_Weights``), or the ``{"model": state_dict, ...}`` that
+  torchvision's reference training scripts write.
+* **ours**: a Lightning checkpoint of a ``vt`` classifier, ``{"state_dict": {...}}`` whose model
+  keys are prefixed ``model.`` by the LightningModule; the prefix is stripped and any other entry
+  (an EMA copy, a distillation teacher) is reported as unexpected instead of being loaded.
+
+Keys whose shapes disagree (a ResNet-18 checkpoint into a ResNet-50) are reported, not loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+LIGHTNING_PREFIX = "model."
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Which keys of a checkpoint went where.
+
+    loaded: model keys filled from the checkpoint.
+    missing: model keys not loaded (absent or mismatched; they keep their initialisation).
+    unexpected: checkpoint keys the model lacks (after stripping ``model.``).
+    mismatched: keys in both whose shapes differ, as ``"key: checkpoint (..) vs model (..)"``.
+    """
+
+    path: str
+    format: str
+    loaded: list[str]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]
+
+    def summary(self) -> str:
+        """One line per kind of key; lists are shortened to their first few entries."""
+
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+
+        lines = [f"{self.path} ({self.format}): loaded {len(self.loaded)} keys"]
+        for kind in ("missing", "unexpected", "mismatched"):
+            keys = getattr(self, kind)
+            if keys:
+                lines.append(f"  {kind} {len(keys)}: {few(keys)}")
+        return "\n".join(lines)
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str]:
+    """The model state dict stored in ``path`` and the format it was found in.
+
+    Returns ``(state_dict, format)`` with format ``"lightning"`` (``model.`` prefix kept here) or
+    ``"torchvision"``. Raises ``FileNotFoundError``/``ValueError`` with the expected layouts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist (weights are never downloaded; "
+                                f"give a local torchvision .pth or a vt classifier .ckpt)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} holds objects other than tensors and plain containers; if you trust it, "
+                         f"re-save its state dict alone with torch.save(...) ({e})") from e
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        return obj["state_dict"], "lightning"
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        return obj["model"], "torchvision"
+    if isinstance(obj, dict) and obj and all(isinstance(v, Tensor) for v in obj.values()):
+        return obj, "torchvision"
+    raise ValueError(f"{path} is neither a state dict, a {{'model': state_dict}} nor a Lightning "
+                     f"checkpoint with a 'state_dict' entry")
+
+
+def load_weights(model: nn.Module, path: str | Path) -> LoadReport:
+    """Load the checkpoint at ``path`` into ``model`` non-strictly and report every key.
+
+    The summary is logged (a warning if any model key stayed unloaded).
+    """
+    state, fmt = read_state_dict(path)
+    unexpected: list[str] = []
+    if fmt == "lightning":
+        unexpected = [k for k in state if not k.startswith(LIGHTNING_PREFIX)]
+        state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
+    own = model.state_dict()
+    unexpected += [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    model.load_state_dict(usable, strict=False)
+    report = LoadReport(
+        path=str(path),
+        format=fmt,
+        loaded=[k for k in own if k in usable],
+        missing=[k for k in own if k not in usable],
+        unexpected=unexpected,
+        mismatched=mismatched,
+    )
+    (log.warning if report.missing else log.info)("loaded weights from %s", report.summary())
+    return report
