@@ -1,0 +1,106 @@
+"""Do the loaders keep up? Images/s delivered by the data pipelines versus images/s a VT-ResNet
+trains on, at the same resolution and batch size, on this machine.
+
+    python benchmarks/data_loading.py                      # 64x64, batch 32, vt_resnet18
+    python benchmarks/data_loading.py --image-size 224 --batches 10
+
+Loaders: the synthetic datamodule (generation + augmentation) and the ImageNet datamodule
+(JPEG decoding + random-resized crop + flip) reading a generated ImageFolder of JPEGs in a
+temporary folder, each with 0 and 2 workers. Training: forward, backward and SGD step of the
+model on one fixed batch. A ratio above 1 means the loader is faster than training consumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from vt.data import ImageNetDataModule, SyntheticDataModule, SyntheticShapes, VTDataModule
+
+FOLDER_CLASSES = 4
+# Decoding cost grows with pixels: JPEGs at roughly ImageNet's mean size (about 400x350).
+FOLDER_IMAGE_SIZE = 384
+
+
+def images_per_second(batches: Iterable[dict[str, torch.Tensor]], count: int) -> float:
+    """Rate over ``count`` batches, after one batch of warm-up (worker start, first decode)."""
+    iterator = iter(batches)
+    next(iterator)
+    start, seen = time.perf_counter(), 0
+    for _ in range(count):
+        seen += len(next(iterator)["image"])
+    return seen / (time.perf_counter() - start)
+
+
+def loader_rate(datamodule: VTDataModule, count: int) -> float:
+    datamodule.setup("fit")
+    return images_per_second(datamodule.train_dataloader(), count)
+
+
+def write_image_folder(root: Path, images_per_class: int) -> None:
+    """An ImageNet-layout folder of JPEGs (synthetic scenes, so they compress like photos)."""
+    scenes = SyntheticShapes(images_per_class * FOLDER_CLASSES, FOLDER_IMAGE_SIZE, num_classes=FOLDER_CLASSES)
+    for index in range(len(scenes)):
+        sample = scenes[index]
+        for split in ("train", "val"):
+            folder = root / split / f"n{sample['label']:08d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            if split == "train" or index < FOLDER_CLASSES:
+                image = Image.fromarray(sample["image"].permute(1, 2, 0).numpy())
+                image.save(folder / f"{index}.JPEG", quality=90)
+
+
+def training_rate(model_name: str, image_size: int, batch_size: int, count: int) -> float:
+    """Images/s of forward + backward + SGD step on one fixed batch."""
+    from vt.models import create_model
+
+    model = create_model(model_name, num_classes=10).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images, labels = torch.randn(batch_size, 3, image_size, image_size), torch.randint(0, 10, (batch_size,))
+
+    def steps() -> Iterable[dict[str, torch.Tensor]]:
+        while True:
+            optimizer.zero_grad()
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            yield {"image": images}
+
+    return images_per_second(steps(), count)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=20, help="timed batches per measurement")
+    parser.add_argument("--model", default="vt_resnet18")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    common = {"image_size": args.image_size, "batch_size": args.batch_size}
+    images_needed = (args.batches + 1) * args.batch_size
+
+    train = training_rate(args.model, args.image_size, args.batch_size, args.batches)
+    print(f"{args.model} training step, {args.image_size}x{args.image_size}, batch {args.batch_size}, "
+          f"{args.threads} threads: {train:.0f} images/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_image_folder(Path(tmp), images_per_class=-(-images_needed // FOLDER_CLASSES))
+        for workers in (0, 2):
+            loaders = {
+                "synthetic": SyntheticDataModule(**common, num_workers=workers, num_train=images_needed),
+                f"ImageFolder JPEGs ({FOLDER_IMAGE_SIZE}px)": ImageNetDataModule(tmp, **common, num_workers=workers),
+            }
+            for name, datamodule in loaders.items():
+                rate = loader_rate(datamodule, args.batches)
+                print(f"{name} loader, {workers} workers: {rate:.0f} images/s = {rate / train:.1f}x training")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The synthetic shapes dataset and its datamodule."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from jsonargparse import ArgumentParser
+
+from vt.data import DATAMODULES, DatasetError, SyntheticDataModule, SyntheticShapes
+
+
+def _datamodule(**overrides: object) -> SyntheticDataModule:
+    args = {"image_size": 32, "batch_size": 4, "num_train": 16, "num_val": 8, "num_classes": 4} | overrides
+    datamodule = SyntheticDataModule(**args)  # type: ignore[arg-type]
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_synthetic_batch_has_image_label_and_mask_of_contract_types() -> None:
+    batch = next(iter(_datamodule().train_dataloader()))
+    shapes = {key: (tuple(value.shape), value.dtype) for key, value in batch.items()}
+    assert shapes == {
+        "image": ((4, 3, 32, 32), torch.float32),
+        "label": ((4,), torch.int64),
+        "mask": ((4, 32, 32), torch.int64),
+    }
+
+
+def test_synthetic_attributes_exist_before_setup() -> None:
+    datamodule = SyntheticDataModule(num_classes=7)
+    assert (datamodule.num_classes, datamodule.num_seg_classes, datamodule.ignore_index) == (7, 8, 255)
+    assert datamodule.has_labels == {"image", "label", "mask"}
+
+
+def test_synthetic_mask_marks_exactly_the_labelled_shape() -> None:
+    dataset = SyntheticShapes(12, image_size=32, num_classes=12)
+    for index in range(12):
+        sample = dataset[index]
+        assert set(sample["mask"].unique().tolist()) == {0, sample["label"] + 1}
+
+
+def test_synthetic_classes_are_balanced() -> None:
+    labels = [SyntheticShapes(20, image_size=8, num_classes=4)[i]["label"] for i in range(20)]
+    assert [labels.count(c) for c in range(4)] == [5, 5, 5, 5]
+
+
+def test_synthetic_is_deterministic_under_a_seed() -> None:
+    first, second = SyntheticShapes(4, image_size=32, seed=3), SyntheticShapes(4, image_size=32, seed=3)
+    assert all(torch.equal(first[i]["image"], second[i]["image"]) for i in range(4))
+
+
+def test_synthetic_seed_and_split_change_the_images() -> None:
+    base = SyntheticShapes(1, image_size=32, seed=0)[0]["image"]
+    other_seed = SyntheticShapes(1, image_size=32, seed=1)[0]["image"]
+    val = SyntheticShapes(1, image_size=32, seed=0, split="val")[0]["image"]
+    assert not torch.equal(base, other_seed) and not torch.equal(base, val)
+
+
+def test_synthetic_draws_the_same_scene_at_any_resolution() -> None:
+    small = SyntheticShapes(1, image_size=32)[0]["mask"]
+    large = SyntheticShapes(1, image_size=128)[0]["mask"]
+    downsampled = F.interpolate(large[None, None].float(), size=32, mode="nearest")[0, 0].to(small.dtype)
+    assert (downsampled == small).float().mean() > 0.95
+
+
+def test_synthetic_workers_give_the_same_batches_as_the_main_process() -> None:
+    in_main = list(_datamodule(num_workers=0).val_dataloader())
+    in_workers = list(_datamodule(num_workers=2).val_dataloader())
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(in_main, in_workers, strict=True))
+
+
+def test_synthetic_shuffle_order_follows_the_seed() -> None:
+    first = next(iter(_datamodule(seed=5).train_dataloader()))["label"]
+    second = next(iter(_datamodule(seed=5).train_dataloader()))["label"]
+    assert torch.equal(first, second)
+
+
+def test_synthetic_rejects_more_classes_than_shapes() -> None:
+    with pytest.raises(DatasetError, match="num_classes"):
+        SyntheticDataModule(num_classes=40)
+
+
+def test_train_split_smaller_than_a_batch_is_a_dataset_error() -> None:
+    with pytest.raises(DatasetError, match="batch_size"):
+        _datamodule(num_train=2)
+
+
+def test_datamodules_are_registered_by_name() -> None:
+    assert set(DATAMODULES) == {"synthetic", "imagenet", "lip", "cocostuff"}
+
+
+def test_synthetic_datamodule_parses_from_command_line_flags() -> None:
+    parser = ArgumentParser()
+    parser.add_class_arguments(SyntheticDataModule, "data")
+    config = parser.parse_args(["--data.batch_size", "8", "--data.recipe", "advanced"])
+    datamodule = parser.instantiate_classes(config).data
+    assert (datamodule.batch_size, datamodule.hparams["recipe"]) == (8, "advanced")
+
+
+class _MeanColourClassifier(L.LightningModule):
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(3, num_classes)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return F.cross_entropy(self.head(batch["image"].mean((2, 3))), batch["label"])
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.log("val_loss", F.cross_entropy(self.head(batch["image"].mean((2, 3))), batch["label"]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_synthetic_datamodule_runs_under_a_lightning_trainer() -> None:
+    datamodule = SyntheticDataModule(image_size=16, batch_size=4, num_train=8, num_val=4, num_classes=3)
+    trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(_MeanColourClassifier(datamodule.num_classes), datamodule=datamodule)
+    assert trainer.state.finished

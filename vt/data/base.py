@@ -1,0 +1,215 @@
+"""The base every `vt` datamodule shares: errors, dataloaders, and bad-sample bookkeeping.
+
+A batch is a dict of tensors:
+
+- ``"image"``: float32 ``(B, 3, H, W)``, normalised with the ImageNet mean and std;
+- ``"label"``: int64 ``(B,)``, the image-level class;
+- ``"mask"``: int64 ``(B, H, W)``, the per-pixel class, ``IGNORE_INDEX`` (255) where unlabeled or padded.
+
+A datamodule includes the keys its dataset has (``has_labels``).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+IGNORE_INDEX = 255
+RECIPES = ("standard", "advanced")
+
+Sample = dict[str, Any]
+Transform = Callable[[Sample], Sample]
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """A one-line, user-facing data problem: what is wrong, the expected layout, and the fix."""
+
+
+class BadSampleError(DatasetError):
+    """One sample cannot be used (unreadable image, bad mask); the message names its path."""
+
+
+def check_layout(ok: bool, dataset: str, root: str, problem: str, layout: str, fix: str) -> None:
+    """Raises the one-line `DatasetError` for a root not in ``layout`` unless ``ok``."""
+    if not ok:
+        raise DatasetError(f"{dataset} root {root!r}: {problem}. Expected layout: {layout}. Fix: {fix}.")
+
+
+class SkipCounter:
+    """Counts skipped samples across DataLoader workers.
+
+    Each process writes only its own slot of a shared-memory tensor (slot 0: the main process,
+    slot ``i + 1``: worker ``i``), so no lock is needed, and the main process reads the sum.
+    Across epochs the same bad sample is counted again each time it is drawn.
+    """
+
+    def __init__(self, num_workers: int) -> None:
+        self.counts = torch.zeros(num_workers + 1, dtype=torch.int64).share_memory_()
+
+    def add(self) -> None:
+        info = get_worker_info()
+        self.counts[0 if info is None else info.id + 1] += 1
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+
+class VTDataset(Dataset[Sample], ABC):
+    """A map-style dataset of dict samples whose files may be bad: fail fast, or skip and count.
+
+    ``load`` decodes one sample; ``transform`` (a callable on the sample dict) augments it.
+    With ``skip_bad``, a bad sample is replaced by the next readable one (in index order), so
+    batches keep their size, and ``skip_counter`` records each replacement.
+    """
+
+    def __init__(self, transform: Transform | None = None, skip_bad: bool = False) -> None:
+        self.transform = transform
+        self.skip_bad = skip_bad
+        self.skip_counter: SkipCounter | None = None
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def load(self, index: int) -> Sample:
+        """The untransformed sample ``index``; raises `BadSampleError` naming the bad file."""
+
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        for attempt in range(len(self)):
+            try:
+                sample = self.load((index + attempt) % len(self))
+            except BadSampleError as err:
+                if not self.skip_bad:
+                    raise
+                log.warning("skipping bad sample: %s", err)
+                if self.skip_counter is not None:
+                    self.skip_counter.add()
+                continue
+            return sample if self.transform is None else self.transform(sample)
+        raise DatasetError(f"every one of the {len(self)} samples is unreadable; check the dataset files")
+
+
+class VTDataModule(L.LightningDataModule, ABC):
+    """The shared base of every `vt` datamodule: splits, dataloaders, class counts.
+
+    Subclasses set ``num_classes``, ``num_seg_classes`` and ``has_labels`` in ``__init__`` (so a
+    model can be sized before ``setup``) and build their splits in ``make_dataset``.
+    Nothing ever downloads: ``prepare_data`` does nothing.
+
+    Args:
+        image_size: side of the square training crop, and of evaluation images.
+        batch_size: samples per batch, for every split.
+        num_workers: DataLoader worker processes (0 loads in the main process).
+        recipe: classification augmentation, ``"standard"`` or ``"advanced"`` (spec §6).
+        skip_bad: skip (and count, see ``num_skipped``) unreadable samples instead of raising.
+        seed: seeds the training shuffle order (and, for generated data, the data itself).
+    """
+
+    ignore_index: int = IGNORE_INDEX
+    num_classes: int
+    num_seg_classes: int
+    has_labels: frozenset[str]
+
+    def __init__(
+        self,
+        image_size: int,
+        batch_size: int,
+        num_workers: int,
+        recipe: str,
+        skip_bad: bool,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        if recipe not in RECIPES:
+            raise DatasetError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        for name, value, least in (
+            ("image_size", image_size, 1),
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+        ):
+            if value < least:
+                raise DatasetError(f"{name} must be at least {least}, got {value}")
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.recipe = recipe
+        self.skip_bad = skip_bad
+        self.seed = seed
+        self.train_set: VTDataset | None = None
+        self.val_set: VTDataset | None = None
+        self._skip_counter = SkipCounter(num_workers)
+        # One generator for every training loader, so each new loader shuffles anew, reproducibly.
+        self._shuffle = torch.Generator().manual_seed(seed)
+
+    @abstractmethod
+    def make_dataset(self, split: str) -> VTDataset:
+        """The ``"train"`` or ``"val"`` split, with its transforms; raises `DatasetError`."""
+
+    def setup(self, stage: str | None = None) -> None:
+        """Builds the splits ``stage`` needs, once: fit needs both, the others only val."""
+        if stage in (None, "fit") and self.train_set is None:
+            train_set = self.make_dataset("train")
+            if len(train_set) < self.batch_size:
+                raise DatasetError(
+                    f"the train split has {len(train_set)} samples, fewer than "
+                    f"batch_size={self.batch_size}, so no full batch exists; lower --data.batch_size"
+                )
+            train_set.skip_counter = self._skip_counter
+            self.train_set = train_set
+        if self.val_set is None:
+            val_set = self.make_dataset("val")
+            if len(val_set) == 0:
+                raise DatasetError("the val split has no samples; check the dataset root and its val files")
+            val_set.skip_counter = self._skip_counter
+            self.val_set = val_set
+
+    def drop_missing(self, missing: list[str], what: str) -> None:
+        """Fails on ``missing`` files found while listing a split, or, with ``skip_bad``, counts them."""
+        if not missing:
+            return
+        listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        message = f"{len(missing)} {what} missing: {listed}"
+        if not self.skip_bad:
+            raise DatasetError(f"{message}; restore them, or pass skip_bad=True to skip those samples")
+        log.warning("skipping samples: %s", message)
+        self._skip_counter.counts[0] += len(missing)
+
+    @property
+    def num_skipped(self) -> int:
+        """Bad samples skipped so far (with ``skip_bad=True``), summed over all workers."""
+        return self._skip_counter.total
+
+    def _loader(self, dataset: VTDataset | None, train: bool) -> DataLoader[Sample]:
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            # A last batch of one sample would break BatchNorm in training.
+            drop_last=train,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            generator=self._shuffle if train else None,
+        )
+
+    def train_dataloader(self) -> DataLoader[Sample]:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader[Sample]:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader[Sample]:
+        """The val split: none of the real datasets publishes test labels."""
+        return self._loader(self.val_set, train=False)

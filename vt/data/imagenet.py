@@ -1,0 +1,110 @@
+"""ImageNet-1k (or any class-folder subset of it) in torchvision's `ImageFolder` layout."""
+
+from __future__ import annotations
+
+import os
+
+from vt.data.base import VTDataModule, VTDataset, check_layout
+from vt.data.files import ImageFolderDataset, list_images
+from vt.data.transforms import classification_eval, classification_train
+
+LAYOUT = "root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG (one folder per class, val included)"
+
+
+def _class_folders(folder: str) -> list[str]:
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_dir())
+
+
+class ImageNetDataModule(VTDataModule):
+    """ImageNet classification: batches ``{"image": (B, 3, S, S), "label": (B,)}``.
+
+    Classes are the sorted ``train/`` folder names (1000 wnids for ImageNet-1k; a subset works
+    too). The layout is checked on construction, so a wrong root fails before any training.
+
+    Args:
+        root: the folder holding ``train/`` and ``val/``.
+        image_size: training crop and evaluation centre crop (from ``image_size / 0.875``).
+        batch_size: samples per batch.
+        num_workers: DataLoader workers (JPEG decoding is the bottleneck; use several).
+        recipe: ``"standard"`` or ``"advanced"`` training augmentation (spec §6).
+        skip_bad: skip and count unreadable images instead of failing on the first.
+        seed: seeds the training shuffle order.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 224,
+        batch_size: int = 32,
+        num_workers: int = 4,
+        recipe: str = "standard",
+        skip_bad: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(image_size, batch_size, num_workers, recipe, skip_bad, seed)
+        self.save_hyperparameters()
+        self.root = root
+        self.classes = self._check_layout()
+        self.num_classes = len(self.classes)
+        self.num_seg_classes = 0
+        self.has_labels = frozenset({"image", "label"})
+
+    def _check_layout(self) -> list[str]:
+        """The class names; raises `DatasetError` unless ``root`` has the ImageNet layout."""
+
+        def check(ok: bool, problem: str, fix: str) -> None:
+            check_layout(ok, "ImageNet", self.root, problem, LAYOUT, fix)
+
+        check(
+            os.path.isdir(self.root),
+            "no such directory",
+            "pass --data.root pointing at your ImageNet copy (nothing is downloaded)",
+        )
+        for split in ("train", "val"):
+            check(
+                os.path.isdir(os.path.join(self.root, split)),
+                f"no {split}/ folder",
+                f"extract the {split} set into {os.path.join(self.root, split)}",
+            )
+        classes = _class_folders(os.path.join(self.root, "train"))
+        check(bool(classes), "train/ has no class folders", "extract each class archive into train/<wnid>/")
+        val = os.path.join(self.root, "val")
+        loose = list_images(val)
+        check(
+            not loose,
+            f"val/ holds {len(loose)} images directly instead of in class folders",
+            "sort val/ into val/<wnid>/ folders, e.g. with the widely used valprep.sh script",
+        )
+        val_classes = _class_folders(val)
+        check(bool(val_classes), "val/ has no class folders", "extract the val set into val/<wnid>/ folders")
+        unknown = sorted(set(val_classes) - set(classes))
+        check(
+            not unknown,
+            f"val/ has class folders that train/ lacks: {', '.join(unknown[:5])}",
+            "give train/ and val/ the same class folders",
+        )
+        return classes
+
+    def make_dataset(self, split: str) -> VTDataset:
+        samples = []
+        folder = os.path.join(self.root, split)
+        for label, name in enumerate(self.classes):
+            class_dir = os.path.join(folder, name)
+            if not os.path.isdir(class_dir):
+                continue
+            files = list_images(class_dir)
+            check_layout(
+                bool(files),
+                "ImageNet",
+                self.root,
+                f"class folder {class_dir} holds no images",
+                LAYOUT,
+                "restore its images, or remove that class folder from train/ and val/",
+            )
+            samples += [(os.path.join(class_dir, f), label) for f in files]
+        if split == "train":
+            transform = classification_train(self.image_size, self.recipe)
+        else:
+            transform = classification_eval(self.image_size)
+        return ImageFolderDataset(samples, transform, self.skip_bad)

@@ -1,0 +1,264 @@
+"""Synthetic shapes: a generated dataset with exact class labels and masks, and no files.
+
+Each image holds one shape on a textured, cluttered background. The class is the kind of shape
+(disk, square, triangle, star, ...); everything else is a nuisance drawn at random: scale,
+position, mirroring and a small rotation, fill colour and texture, background colour and
+texture, clutter strokes and dots, pixel noise. The mask is exact: ``class + 1`` on the shape's pixels, 0 (background) elsewhere,
+so segmentation has ``num_classes + 1`` classes.
+
+Sample ``i`` is drawn from a generator seeded with ``(seed, split, i)`` alone, so it is the same in
+every process (safe with DataLoader workers) and the same scene at every ``image_size``: all
+geometry is drawn in units of the image side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+
+from vt.data.base import DatasetError, Sample, Transform, VTDataModule, VTDataset
+from vt.data.transforms import synthetic_eval, synthetic_train
+
+Array = np.ndarray
+ShapeFn = Callable[[Array, Array], Array]  # (u, v) in the shape's unit frame -> inside, bool
+
+
+def _star(points: int, inner: float) -> ShapeFn:
+    """A star polygon of ``points`` tips on the unit circle and notches at radius ``inner``.
+
+    With ``inner = cos(pi / points)`` the notches lie on the edges: a regular polygon.
+    """
+    sector = 2 * math.pi / points
+    tip = np.array([1.0, 0.0])
+    notch = inner * np.array([math.cos(sector / 2), math.sin(sector / 2)])
+    edge = notch - tip
+
+    def inside(u: Array, v: Array) -> Array:
+        # Fold every point into the half sector between a tip (angle 0) and a notch.
+        angle = np.mod(np.arctan2(v, u), sector)
+        angle = np.minimum(angle, sector - angle)
+        radius = np.hypot(u, v)
+        x, y = radius * np.cos(angle) - tip[0], radius * np.sin(angle) - tip[1]
+        # The origin is on the inner side of the tip-notch edge; so is every inside point.
+        return edge[0] * y - edge[1] * x >= 0
+
+    return inside
+
+
+SHAPES: dict[str, ShapeFn] = {
+    "disk": lambda u, v: u**2 + v**2 < 1,
+    "square": _star(4, math.cos(math.pi / 4)),
+    "triangle": _star(3, math.cos(math.pi / 3)),
+    "star": _star(5, 0.45),
+    "cross": lambda u, v: ((np.abs(u) < 0.3) & (np.abs(v) < 0.95)) | ((np.abs(v) < 0.3) & (np.abs(u) < 0.95)),
+    "ring": lambda u, v: (u**2 + v**2 < 1) & (u**2 + v**2 > 0.55**2),
+    "crescent": lambda u, v: (u**2 + v**2 < 1) & ((u - 0.55) ** 2 + v**2 > 0.8**2),
+    "ellipse": lambda u, v: u**2 + (v / 0.5) ** 2 < 1,
+    "semicircle": lambda u, v: (u**2 + v**2 < 1) & (v > -0.1),
+    "ell": lambda u, v: (np.maximum(np.abs(u), np.abs(v)) < 0.7) & ((u < -0.1) | (v < -0.1)),
+    "hexagon": _star(6, math.cos(math.pi / 6)),
+    "pentagon": _star(5, math.cos(math.pi / 5)),
+    "rhombus": lambda u, v: np.abs(u) + np.abs(v) / 0.55 < 1,
+}
+"""Shape classes in label order, the most distinct first (``num_classes`` takes a prefix). A
+class is a shape up to mirroring, so a flip keeps the label."""
+
+SPLITS = {"train": 0, "val": 1}
+SCALE_RANGE = (0.25, 0.45)  # shape radius, in image sides
+# Shapes turn by up to 20 degrees either way: full rotation invariance takes a CNN far longer
+# to learn than the couple of CPU minutes this set is meant to train in.
+MAX_ROTATION = math.radians(20)
+MAX_CLUTTER = 4  # strokes and dots under the shape
+TEXTURE_CONTRAST = 0.25  # a texture varies its colour by up to this much per channel
+SHAPE_CONTRAST = 0.5  # least RGB distance between the shape's colour and the mean background
+NOISE = 0.03  # std of the per-pixel noise
+
+
+def check_num_classes(num_classes: int) -> None:
+    if not 2 <= num_classes <= len(SHAPES):
+        raise DatasetError(f"synthetic num_classes must be in 2..{len(SHAPES)}, got {num_classes}")
+
+
+def _texture(rng: np.random.Generator, x: Array, y: Array, low: Array, high: Array) -> Array:
+    """A random fill between colours ``low`` and ``high``: flat, gradient, stripes, checks or noise.
+
+    ``x, y``: ``(H, W)`` pixel coordinates in image sides; returns ``(H, W, 3)`` in [0, 1].
+    """
+    kind = rng.integers(5)
+    angle = rng.uniform(0, 2 * math.pi)
+    along = x * math.cos(angle) + y * math.sin(angle)
+    frequency = rng.uniform(3, 10)
+    if kind == 0:
+        weight = np.zeros_like(x)
+    elif kind == 1:
+        weight = along - along.min()
+        weight /= max(float(weight.max()), 1e-6)
+    elif kind == 2:
+        weight = 0.5 + 0.5 * np.sin(2 * math.pi * frequency * along)
+    elif kind == 3:
+        across = -x * math.sin(angle) + y * math.cos(angle)
+        weight = (np.floor(frequency * along) + np.floor(frequency * across)) % 2
+    else:
+        weight = rng.uniform(0, 1, size=x.shape)
+    return low + (high - low) * weight[..., None]
+
+
+def _shade(rng: np.random.Generator, colour: Array) -> Array:
+    """A colour near ``colour``: the second colour of a texture."""
+    return np.clip(colour + rng.uniform(-TEXTURE_CONTRAST, TEXTURE_CONTRAST, 3), 0, 1)
+
+
+def _colour_far_from(rng: np.random.Generator, other: Array, distance: float) -> Array:
+    """A random RGB colour at least ``distance`` (Euclidean, [0, 1] cube) away from ``other``."""
+    while True:
+        colour = rng.uniform(0, 1, size=3)
+        if np.linalg.norm(colour - other) >= distance:
+            return colour
+
+
+def _segment_distance(x: Array, y: Array, a: Array, b: Array) -> Array:
+    """Distance of every pixel ``(x, y)`` to the segment from ``a`` to ``b``."""
+    ab = b - a
+    t = np.clip(((x - a[0]) * ab[0] + (y - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9), 0, 1)
+    return np.hypot(x - a[0] - t * ab[0], y - a[1] - t * ab[1])
+
+
+def render(rng: np.random.Generator, label: int, image_size: int) -> tuple[Array, Array]:
+    """Draws one scene of shape class ``label``.
+
+    Returns the image, uint8 ``(H, W, 3)``, and its mask, uint8 ``(H, W)`` (``label + 1`` on the shape).
+    """
+    coords = (np.arange(image_size, dtype=np.float32) + 0.5) / image_size
+    x, y = np.meshgrid(coords, coords)
+    pixel = 1.0 / image_size
+
+    base = rng.uniform(0, 1, 3)
+    background = _texture(rng, x, y, base, _shade(rng, base))
+    for _ in range(rng.integers(MAX_CLUTTER + 1)):
+        colour = rng.uniform(0, 1, 3)
+        if rng.uniform() < 0.5:
+            ends = rng.uniform(0, 1, size=(2, 2))
+            stroke = _segment_distance(x, y, ends[0], ends[1]) < max(rng.uniform(0.005, 0.02), pixel / 2)
+        else:
+            centre = rng.uniform(0, 1, 2)
+            stroke = np.hypot(x - centre[0], y - centre[1]) < max(rng.uniform(0.01, 0.05), pixel)
+        background[stroke] = colour
+
+    radius = rng.uniform(*SCALE_RANGE)
+    centre = rng.uniform(radius, 1 - radius, size=2)
+    angle = rng.uniform(-MAX_ROTATION, MAX_ROTATION)
+    dx, dy = (x - centre[0]) / radius, (y - centre[1]) / radius
+    mirror = rng.choice([-1.0, 1.0])  # shown either way round, so a flip keeps the distribution
+    u = mirror * (dx * math.cos(angle) + dy * math.sin(angle))
+    v = -dx * math.sin(angle) + dy * math.cos(angle)
+    inside = list(SHAPES.values())[label](u, v)
+
+    fill = _colour_far_from(rng, background.reshape(-1, 3).mean(0), SHAPE_CONTRAST)
+    image = np.where(inside[..., None], _texture(rng, x, y, fill, _shade(rng, fill)), background)
+    image = image + rng.normal(0, NOISE, size=image.shape)
+    image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+    mask = np.where(inside, label + 1, 0).astype(np.uint8)
+    return image, mask
+
+
+class SyntheticShapes(VTDataset):
+    """Generated shapes; sample ``{"image": uint8 (3, S, S), "label": int, "mask": uint8 (S, S)}``.
+
+    Without a ``transform`` the raw sample comes back, ready to plot. Classes are balanced:
+    sample ``i`` has label ``i % num_classes``.
+
+    Args:
+        num_samples: length of the dataset.
+        image_size: side ``S`` of the square images.
+        num_classes: shape classes used, the first ``num_classes`` of `SHAPES`.
+        seed: with ``split``, fixes every sample.
+        split: ``"train"`` or ``"val"``: disjoint random streams under the same seed.
+        transform: applied to each sample dict.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        image_size: int = 64,
+        num_classes: int = 10,
+        seed: int = 0,
+        split: str = "train",
+        transform: Transform | None = None,
+    ) -> None:
+        super().__init__(transform)
+        check_num_classes(num_classes)
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        self.num_samples = num_samples
+        self.image_size = image_size
+        self.num_classes = num_classes
+        self.seed = seed
+        self.split = split
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def load(self, index: int) -> Sample:
+        rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
+        label = index % self.num_classes
+        image, mask = render(rng, label, self.image_size)
+        return {
+            "image": tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)),
+            "label": label,
+            "mask": tv_tensors.Mask(torch.from_numpy(mask)),
+        }
+
+
+class SyntheticDataModule(VTDataModule):
+    """Generated shapes for both tasks: every batch has ``image``, ``label`` and ``mask``.
+
+    The default dataset of every command: it needs no files and learns in minutes on a CPU.
+    Augmentation keeps label and mask exact (see `vt.data.transforms.synthetic_train`).
+
+    Args:
+        image_size: side of the generated images.
+        batch_size: samples per batch.
+        num_workers: DataLoader workers; generation is cheap, so 0 is usually fastest on a CPU.
+        recipe: ``"standard"`` (flip) or ``"advanced"`` (flip and colour jitter).
+        skip_bad: accepted for a uniform interface; generated samples are never bad.
+        seed: fixes the data (train and val are disjoint streams) and the shuffle order.
+        num_train: training images.
+        num_val: validation images.
+        num_classes: shape classes (2-12); masks have ``num_classes + 1`` classes, 0 = background.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        recipe: str = "standard",
+        skip_bad: bool = False,
+        seed: int = 0,
+        num_train: int = 4096,
+        num_val: int = 1024,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__(image_size, batch_size, num_workers, recipe, skip_bad, seed)
+        self.save_hyperparameters()
+        check_num_classes(num_classes)
+        self.num_train = num_train
+        self.num_val = num_val
+        self.num_classes = num_classes
+        self.num_seg_classes = num_classes + 1
+        self.has_labels = frozenset({"image", "label", "mask"})
+
+    def make_dataset(self, split: str) -> VTDataset:
+        train = split == "train"
+        return SyntheticShapes(
+            self.num_train if train else self.num_val,
+            self.image_size,
+            self.num_classes,
+            self.seed,
+            split,
+            synthetic_train(self.recipe) if train else synthetic_eval(),
+        )
