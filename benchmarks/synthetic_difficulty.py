@@ -28,9 +28,9 @@ from vt.data import SyntheticDataModule, SyntheticShapes
 from vt.data.transforms import synthetic_eval
 
 PROBE_WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2)
-# AdamW gets a freshly initialised ResNet off the ground within a few hundred steps, where SGD
-# at the paper's settings barely moves from chance in that budget.
-LEARNING_RATE = 1e-3
+# AdamW gets a freshly initialised network off the ground within a few hundred steps, where SGD
+# at the paper's settings barely moves from chance in that budget; the transformer wants a warm-up.
+WARMUP = 0.1  # fraction of the budget
 
 
 def stack(dataset: torch.utils.data.Dataset, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,12 +73,13 @@ def train_network(
     val: tuple[torch.Tensor, torch.Tensor],
     seconds: float,
     images: int,
+    lr: float,
 ) -> tuple[int, float, float]:
     """Trains ``model`` for ``seconds`` of wall clock, or on ``images`` images if ``images > 0``.
 
     Returns (images seen, seconds taken, val accuracy).
     """
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.05)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     start, seen, progress = time.perf_counter(), 0, 0.0
     model.train()
     while progress < 1:
@@ -86,9 +87,9 @@ def train_network(
             progress = seen / images if images > 0 else (time.perf_counter() - start) / seconds
             if progress >= 1:
                 break
-            # Cosine decay over the budget: the number of steps a time budget allows is not known ahead.
+            # Warm-up, then cosine decay, over the budget: a time budget's step count is not known ahead.
             for group in optimizer.param_groups:
-                group["lr"] = LEARNING_RATE * 0.5 * (1 + math.cos(progress * math.pi))
+                group["lr"] = lr * min(1.0, progress / WARMUP) * 0.5 * (1 + math.cos(progress * math.pi))
             optimizer.zero_grad()
             F.cross_entropy(model(batch["image"]), batch["label"]).backward()
             optimizer.step()
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--model", default="vt_resnet18")
     parser.add_argument("--minutes", type=float, default=2.0, help="network training budget; 0 skips it")
     parser.add_argument("--images", type=int, default=0, help="train on this many images instead of --minutes")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -135,7 +137,7 @@ def main() -> None:
         f"{args.num_train} train / {args.num_val} val, chance {1 / args.num_classes:.1%}"
     )
 
-    for weight_decay in PROBE_WEIGHT_DECAYS:
+    for weight_decay in PROBE_WEIGHT_DECAYS if args.probe_epochs > 0 else ():
         train_acc, val_acc = linear_probe(train, val, args.num_classes, args.probe_epochs, weight_decay)
         print(f"linear probe on pixels, weight decay {weight_decay:g}: train {train_acc:.1%}, best val {val_acc:.1%}")
 
@@ -143,7 +145,7 @@ def main() -> None:
         from vt.models import create_model
 
         model = create_model(args.model, num_classes=args.num_classes)
-        seen, taken, val_acc = train_network(model, datamodule, val, args.minutes * 60, args.images)
+        seen, taken, val_acc = train_network(model, datamodule, val, args.minutes * 60, args.images, args.lr)
         print(
             f"{args.model} on {args.threads} threads: {seen} images ({seen / args.num_train:.1f} epochs) "
             f"in {taken:.0f} s ({seen / taken:.0f} images/s), val {val_acc:.1%}"

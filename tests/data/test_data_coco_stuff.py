@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from data_fixtures import write_mask
 
 from vt.data import COCOStuffDataModule, DatasetError
 from vt.data.coco_stuff import class_remap
@@ -62,3 +63,10 @@ def test_coco_stuff_image_without_mask_fails_setup(coco_root: str) -> None:
     (Path(coco_root) / "annotations" / "val2017" / f"{0:012d}.png").unlink()
     with pytest.raises(DatasetError, match="1 val files missing"):
         _setup(coco_root)
+
+
+def test_coco_stuff_skip_bad_replaces_a_bad_mask_and_counts_it(coco_root: str) -> None:
+    write_mask(Path(coco_root) / "annotations" / "val2017" / f"{0:012d}.png", num_classes=255, seed=7)
+    datamodule = _setup(coco_root, skip_bad=True)
+    batch = next(iter(datamodule.val_dataloader()))
+    assert (len(batch["mask"]), datamodule.num_skipped) == (3, 1)

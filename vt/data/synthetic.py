@@ -103,7 +103,8 @@ def _texture(rng: np.random.Generator, x: Array, y: Array, low: Array, high: Arr
         across = -x * math.sin(angle) + y * math.cos(angle)
         weight = (np.floor(frequency * along) + np.floor(frequency * across)) % 2
     else:
-        weight = rng.uniform(0, 1, size=x.shape)
+        # A child generator, so the draws after this one do not depend on the image size.
+        weight = np.random.default_rng(rng.integers(2**63)).uniform(0, 1, size=x.shape)
     return low + (high - low) * weight[..., None]
 
 
@@ -137,7 +138,8 @@ def render(rng: np.random.Generator, label: int, image_size: int) -> tuple[Array
     pixel = 1.0 / image_size
 
     base = rng.uniform(0, 1, 3)
-    background = _texture(rng, x, y, base, _shade(rng, base))
+    shade = _shade(rng, base)
+    background = _texture(rng, x, y, base, shade)
     for _ in range(rng.integers(MAX_CLUTTER + 1)):
         colour = rng.uniform(0, 1, 3)
         if rng.uniform() < 0.5:
@@ -157,7 +159,7 @@ def render(rng: np.random.Generator, label: int, image_size: int) -> tuple[Array
     v = -dx * math.sin(angle) + dy * math.cos(angle)
     inside = list(SHAPES.values())[label](u, v)
 
-    fill = _colour_far_from(rng, background.reshape(-1, 3).mean(0), SHAPE_CONTRAST)
+    fill = _colour_far_from(rng, (base + shade) / 2, SHAPE_CONTRAST)
     image = np.where(inside[..., None], _texture(rng, x, y, fill, _shade(rng, fill)), background)
     image = image + rng.normal(0, NOISE, size=image.shape)
     image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)

@@ -76,7 +76,8 @@ class Projector(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """Returns the enhanced map ``(B, C_out, H, W)`` and, if asked, ``attn: (B, heads, HW, L)``.
 
-        ``attn[b, h, p, :]`` sums to 1 over the tokens (softmax_L).
+        ``attn[b, h, p, :]`` sums to 1 over the tokens (softmax_L). The map comes back in the memory
+        format of ``x`` (NCHW or channels-last) without a copy: see :mod:`vt.nn.attention`.
         """
         b, _, h, w = x.shape
         q = split_heads(self.query(x).flatten(2).transpose(1, 2), self.heads)  # (B, h, HW, d)

@@ -110,7 +110,8 @@ class RecurrentTokenizer(nn.Module):
                              "the first VT module of a network must use a filter tokenizer")
         kept = self.num_tokens - self.recurrent_tokens
         pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
-        w_r = self.token_to_filter(tokens[:, kept:])  # Eq. (3): W_R = T_in W_{T->R}, (B, L', C)
+        # Eq. (3): W_R = T_in W_{T->R}, (B, L', C); a contiguous slice keeps the GEMM on its fast path
+        w_r = self.token_to_filter(tokens[:, kept:].contiguous())
         t, attn = attend(w_r.unsqueeze(1), pixels, pixels, 1.0, return_attention)
         new = self.proj(t.squeeze(1))  # Eq. (4): T = softmax_HW(X W_Rᵀ)ᵀ X
         out = new if kept == 0 else torch.cat([tokens[:, :kept], new], dim=1)

@@ -1,0 +1,95 @@
+"""Pre-emption, resume and non-finite losses."""
+
+import signal
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from task_fixtures import BATCH_SIZE, NUM_CLASSES, tiny_data, tiny_trainer
+from vt.tasks import ClassificationTask, NonFiniteLossError, PreemptionCheckpoint
+
+STEPS_PER_EPOCH = 4  # tiny_data: 16 training images in batches of 4
+
+
+class SendSignal(L.Callback):
+    """Sends ``signum`` to this process after training batch ``step`` (counting from 1)."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        self.signum, self.step = signum, step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            signal.raise_signal(self.signum)
+
+
+def make_task() -> ClassificationTask:
+    # The advanced recipe draws random numbers (stochastic depth, dropout) and keeps an EMA:
+    # everything a resumed run must restore.
+    return ClassificationTask(
+        name="vt_resnet18", num_classes=NUM_CLASSES, batch_size=BATCH_SIZE, recipe="advanced"
+    )
+
+
+def fit(
+    tmp_path: Path, max_epochs: int, *callbacks: L.Callback, ckpt_path: str | None = None
+) -> ClassificationTask:
+    L.seed_everything(0)
+    task = make_task()
+    trainer = tiny_trainer(
+        max_epochs=max_epochs, deterministic=True, limit_val_batches=1,
+        callbacks=[PreemptionCheckpoint(str(tmp_path)), *callbacks],
+    )
+    trainer.fit(task, tiny_data(recipe="advanced"), ckpt_path=ckpt_path)
+    return task
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_signal_saves_a_checkpoint_and_stops(tmp_path: Path, signum: int) -> None:
+    with pytest.raises(SIGTERMException):
+        fit(tmp_path, 2, SendSignal(signum, step=2))
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
+    data = tiny_data()
+    data.setup("fit")
+    if not hasattr(data.train_dataloader().sampler, "set_epoch"):
+        # A resumed run restarts the data loader; only an order that is a function of (seed,
+        # epoch) lets it see the batches the uninterrupted run saw.
+        pytest.xfail("vt.data's training sampler does not yet shuffle by (seed, epoch) (set_epoch)")
+    uninterrupted = fit(tmp_path / "straight", 2)
+    with pytest.raises(SIGTERMException):
+        fit(tmp_path / "stopped", 2, SendSignal(signal.SIGTERM, step=STEPS_PER_EPOCH))
+    resumed = fit(tmp_path / "stopped", 2, ckpt_path=str(tmp_path / "stopped" / "last.ckpt"))
+    expected, actual = uninterrupted.state_dict(), resumed.state_dict()
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+
+
+def test_non_finite_loss_stops_before_the_weights_change() -> None:
+    task = make_task()
+    before = {name: p.detach().clone() for name, p in task.model.named_parameters()}
+    trainer = tiny_trainer(max_epochs=1, callbacks=[PoisonBatch()])
+    with pytest.raises(NonFiniteLossError, match="non-finite training loss at epoch 0, step 0"):
+        trainer.fit(task, tiny_data())
+    assert all(torch.equal(before[name], p) for name, p in task.model.named_parameters())
+
+
+def test_non_finite_loss_writes_no_checkpoint(tmp_path: Path) -> None:
+    checkpoint = ModelCheckpoint(tmp_path, save_last=True)
+    trainer = tiny_trainer(max_epochs=1, enable_checkpointing=True, callbacks=[PoisonBatch(), checkpoint])
+    with pytest.raises(NonFiniteLossError):
+        trainer.fit(make_task(), tiny_data())
+    assert not list(tmp_path.iterdir())
+
+
+class PoisonBatch(L.Callback):
+    """Turns the first training batch into NaNs."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: dict, *_: object) -> None:
+        batch["image"].fill_(float("nan"))

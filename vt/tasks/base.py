@@ -1,0 +1,220 @@
+"""What both tasks share: model from the registry, recipe, optimizer and schedule, EMA, logging, faults.
+
+A task owns the training concerns (loss, metrics, optimizer, schedule, weight averaging) and knows
+its model only as ``images -> logits`` built by name through :func:`vt.models.create_model`.
+Subclasses state their loss target (``target_key``), metrics and the recipes they accept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MetricCollection
+
+from vt.inference import MODEL_KEY
+from vt.models import create_model, list_models, model_task
+from vt.models.registry import builder_signature
+from vt.tasks.ema import EMA
+from vt.tasks.recipes import Recipe, build_optimizer, parameter_groups, resolve_recipe
+
+Batch = dict[str, Tensor]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; raised before the optimizer step can spread it."""
+
+
+class VTTask(L.LightningModule):
+    """The shared base of :class:`~vt.tasks.ClassificationTask` and :class:`~vt.tasks.SegmentationTask`.
+
+    Args:
+        name: a registered model of this task (``vt.models.list_models(task)``).
+        num_classes: output classes (linked from the datamodule by the CLI).
+        batch_size: per-device batch (linked from the datamodule); with the device count it gives
+            the global batch that scales the recipe's learning rate.
+        recipe: a name from ``recipes`` (spec §6); the arguments below override its fields.
+        lr: peak learning rate at the recipe's reference batch (it is scaled to the global batch).
+        weight_decay: L2 penalty, never on norms and biases unless the recipe says so.
+        label_smoothing: cross-entropy label smoothing.
+        ema_decay: exponential moving average of the weights (0 disables it). When on, validation
+            and the saved model for inference use the averaged weights.
+        drop_path: stochastic depth of the VT modules (models without VT modules ignore the
+            recipe's value and reject an explicit one).
+        dropout: dropout before the classifier (same rule).
+        options: further builder arguments, e.g. ``{"num_tokens": 32}`` (see the model's builder).
+    """
+
+    task: ClassVar[str]
+    recipes: ClassVar[dict[str, Recipe]]
+    target_key: ClassVar[str]  # the batch entry the loss and metrics compare against
+    monitor: ClassVar[str]  # the validation metric that picks the best checkpoint (higher is better)
+    ignore_index: int = -100  # targets that count for nothing (cross-entropy's default: none)
+
+    def __init__(
+        self,
+        name: str,
+        num_classes: int,
+        batch_size: int,
+        recipe: str,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        label_smoothing: float | None = None,
+        ema_decay: float | None = None,
+        drop_path: float | None = None,
+        dropout: float | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if model_task(name) != self.task:
+            raise ValueError(
+                f"{name!r} is a {model_task(name)} model; {self.task} models: {', '.join(list_models(self.task))}"
+            )
+        self.recipe = resolve_recipe(
+            self.recipes, recipe, lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
+            ema_decay=ema_decay, drop_path=drop_path, dropout=dropout,
+        )
+        regularisation = self._regularisation(name, drop_path=drop_path, dropout=dropout)
+        # Saved in checkpoints, so that `vt.load_model` rebuilds exactly this model.
+        self.model_args = {"num_classes": num_classes, **regularisation, **(options or {})}
+        self.model = create_model(name, **self.model_args)
+        self.ema = EMA(self.model, self.recipe.ema_decay) if self.recipe.ema_decay > 0 else None
+        self.train_metrics = self.make_metrics(num_classes).clone(prefix="train/")
+        self.val_metrics = self.make_metrics(num_classes).clone(prefix="val/")
+        self._last_batch_end: float | None = None
+
+    def _regularisation(self, name: str, **explicit: float | None) -> dict[str, float]:
+        """The recipe's ``drop_path`` and ``dropout`` for the builder arguments it takes.
+
+        A recipe applies where it can (a ResNet has no VT modules to drop), but an explicit value
+        the model cannot honour is an error.
+        """
+        takes = builder_signature(name).parameters
+        for key, value in explicit.items():
+            if value and key not in takes:
+                raise ValueError(f"model {name!r} has no {key} option; its builder takes: {', '.join(takes)}")
+        values = {"drop_path": self.recipe.drop_path, "dropout": self.recipe.dropout}
+        return {key: value for key, value in values.items() if key in takes and value > 0}
+
+    def make_metrics(self, num_classes: int) -> MetricCollection:
+        """The task's metrics, computed over a whole epoch (synchronised across devices)."""
+        raise NotImplementedError
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model that is validated and exported: the weight average when there is one."""
+        return self.model if self.ema is None else self.ema.module
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``images: (B, 3, H, W)`` -> the evaluated model's logits."""
+        return self.eval_model(images)
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy with the recipe's label smoothing, ignoring ``ignore_index`` targets."""
+        return F.cross_entropy(
+            logits, target, ignore_index=self.ignore_index, label_smoothing=self.recipe.label_smoothing
+        )
+
+    def training_loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        """The loss to minimise; subclasses add terms (distillation) here."""
+        return self.loss(logits, batch[self.target_key])
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        logits = self.model(batch["image"])
+        loss = self.training_loss(logits, batch)
+        self._check_finite(loss)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        self.train_metrics.update(self.predictions(logits.detach()), batch[self.target_key])
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        logits = self.eval_model(batch["image"])
+        target = batch[self.target_key]
+        self.log("val/loss", F.cross_entropy(logits, target, ignore_index=self.ignore_index), sync_dist=True)
+        self.val_metrics.update(self.predictions(logits), target)
+        self.log_dict(self.val_metrics, prog_bar=True)
+
+    def predictions(self, logits: Tensor) -> Tensor:
+        """What the metrics compare with the target (the logits themselves, unless overridden)."""
+        return logits
+
+    def _check_finite(self, loss: Tensor) -> None:
+        """Stop every process, before the optimizer step, if any process's loss is not finite."""
+        finite = bool(torch.isfinite(loss.detach()))
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            raise NonFiniteLossError(
+                f"non-finite training loss at epoch {self.current_epoch}, step {self.global_step} "
+                f"(this process's loss: {loss.item()}); stopped before the optimizer step, so weights and "
+                f"checkpoints stay finite. Lower the learning rate (--model.lr), train in full precision "
+                f"(--trainer.precision 32) or check the data"
+            )
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def on_fit_start(self) -> None:
+        """Logs the hyper-parameters with the recipe they resolve to (what the run really uses)."""
+        recipe = {f"recipe/{k}": v for k, v in asdict(self.recipe).items()}
+        for logger in self.loggers:
+            logger.log_hyperparams({**self.hparams, **recipe})
+
+    def on_train_epoch_start(self) -> None:
+        self._last_batch_end = None  # the gap across validation is not training throughput
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        """Logs images/s over all devices, data loading included (the interval between batches)."""
+        now = time.perf_counter()
+        if self._last_batch_end is not None:
+            images = len(batch["image"]) * self.trainer.world_size
+            self.log("train/images_per_sec", images / (now - self._last_batch_end), prog_bar=True)
+        self._last_batch_end = now
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The recipe's optimizer at the scaled learning rate, and its schedule stepped per batch."""
+        total_steps = self.trainer.estimated_stepping_batches
+        if total_steps == float("inf"):
+            raise ValueError(
+                "the learning-rate schedule is stretched over the run's length; set --trainer.max_epochs "
+                "or --trainer.max_steps"
+            )
+        global_batch = self.hparams.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
+        groups = parameter_groups(self.model, self.recipe.weight_decay, self.recipe.norm_bias_decay)
+        optimizer = build_optimizer(self.recipe, groups, self.recipe.peak_lr(global_batch))
+        schedule = LambdaLR(optimizer, lambda step: self.recipe.lr_factor(min(step / total_steps, 1.0)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Adds how to rebuild the model (for `vt.load_model`) and the random state.
+
+        The random state (augmentation, dropout, stochastic depth) lets a resumed run continue
+        exactly; only PyTorch's generators are saved, as the data pipeline and models draw from
+        nothing else. Class names are kept when the datamodule has them (``class_names``).
+        """
+        names = getattr(self.trainer.datamodule, "class_names", None)
+        checkpoint[MODEL_KEY] = {
+            "name": self.hparams.name,
+            "args": self.model_args,
+            "class_names": None if names is None else [str(n) for n in names],
+        }
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None:
+            return
+        torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
