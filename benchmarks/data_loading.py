@@ -87,19 +87,26 @@ def main() -> None:
     common = {"image_size": args.image_size, "batch_size": args.batch_size}
     images_needed = (args.batches + 1) * args.batch_size
 
-    train = training_rate(args.model, args.image_size, args.batch_size, args.batches)
-    print(f"{args.model} training step, {args.image_size}x{args.image_size}, batch {args.batch_size}, "
-          f"{args.threads} threads: {train:.0f} images/s")
+    rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         write_image_folder(Path(tmp), images_per_class=-(-images_needed // FOLDER_CLASSES))
+        train = training_rate(args.model, args.image_size, args.batch_size, args.batches)
         for workers in (0, 2):
             loaders = {
                 "synthetic": SyntheticDataModule(**common, num_workers=workers, num_train=images_needed),
                 f"ImageFolder JPEGs ({FOLDER_IMAGE_SIZE}px)": ImageNetDataModule(tmp, **common, num_workers=workers),
             }
             for name, datamodule in loaders.items():
-                rate = loader_rate(datamodule, args.batches)
-                print(f"{name} loader, {workers} workers: {rate:.0f} images/s = {rate / train:.1f}x training")
+                rates[f"{name} loader, {workers} workers"] = loader_rate(datamodule, args.batches)
+    # Timed again after the loaders and the faster kept, so that a burst of load from elsewhere on
+    # the machine during one measurement never flatters the loaders.
+    train = max(train, training_rate(args.model, args.image_size, args.batch_size, args.batches))
+    print(
+        f"{args.model} training step, {args.image_size}x{args.image_size}, batch {args.batch_size}, "
+        f"{args.threads} threads: {train:.0f} images/s"
+    )
+    for name, rate in rates.items():
+        print(f"{name}: {rate:.0f} images/s = {rate / train:.1f}x training")
 
 
 if __name__ == "__main__":

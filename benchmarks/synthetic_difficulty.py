@@ -1,17 +1,18 @@
 """How hard is the synthetic shapes set? A linear probe on pixels versus a small VT-ResNet.
 
 The set should defeat a linear classifier on raw pixels (shape is not a linear function of pixel
-values once position, rotation, scale, colours and textures vary) yet be learnt well above chance
-by a VT-ResNet-18 in a couple of minutes on a CPU. Both run on the same generated split:
+values once position, scale, colours and textures vary) yet be learnt well above chance by a
+VT-ResNet-18 in a couple of minutes on a CPU. Both run on the same generated split:
 
     python benchmarks/synthetic_difficulty.py                 # probe, then 2 minutes of VT-ResNet-18
     python benchmarks/synthetic_difficulty.py --minutes 0     # probe only
     python benchmarks/synthetic_difficulty.py --images 6000   # a fixed number of images, any speed
 
 The probe gets its best shot: multinomial logistic regression, tried at several weight decays,
-best validation accuracy reported. The network trains with plain torch (AdamW, cosine
-schedule over the time budget, the datamodule's flip augmentation) and is scored on the same
-validation images.
+best validation accuracy reported. The network trains with plain torch (AdamW, warm-up and
+cosine schedule over the budget, the datamodule's flip augmentation) and is scored on the same
+validation images. On a machine shared with other jobs a time budget buys fewer images; the
+printed images/s says how many it got, and ``--images`` fixes the amount of training instead.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ PROBE_WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2)
 WARMUP = 0.1  # fraction of the budget
 
 
-def stack(dataset: torch.utils.data.Dataset, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """All of ``dataset`` as normalised images ``(N, 3, S, S)`` and labels ``(N,)``."""
-    samples = [dataset[i] for i in range(size)]
+def stack(dataset: SyntheticShapes) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of ``dataset`` as images ``(N, 3, S, S)`` and labels ``(N,)``."""
+    samples = [dataset[i] for i in range(len(dataset))]
     return torch.stack([s["image"] for s in samples]), torch.tensor([s["label"] for s in samples])
 
 
@@ -130,8 +131,8 @@ def main() -> None:
     datamodule.setup("fit")
     # The probe sees the training images without augmentation.
     shapes = (args.image_size, args.num_classes, args.seed)
-    train = stack(SyntheticShapes(args.num_train, *shapes, "train", synthetic_eval()), args.num_train)
-    val = stack(SyntheticShapes(args.num_val, *shapes, "val", synthetic_eval()), args.num_val)
+    train = stack(SyntheticShapes(args.num_train, *shapes, "train", synthetic_eval()))
+    val = stack(SyntheticShapes(args.num_val, *shapes, "val", synthetic_eval()))
     print(
         f"synthetic shapes: {args.num_classes} classes, {args.image_size}x{args.image_size}, "
         f"{args.num_train} train / {args.num_val} val, chance {1 / args.num_classes:.1%}"
