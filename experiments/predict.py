@@ -4,8 +4,10 @@
     python experiments/predict.py --checkpoint runs/seg/vtfpn_resnet50/version_0/checkpoints/last.ckpt \\
         --out-dir masks person.jpg
 
-Classifiers: an image of the training size is used as it is; any other is resized and
-centre-cropped as in ImageNet evaluation (shorter side to size / 0.875, centre crop). Segmenters:
+Classifiers print the top-5 (``--top-k``) classes by the names the training datamodule gave them
+(shape names, ImageNet wnids), or by index for a checkpoint without names. An image of the
+training size is used as it is; any other is resized and centre-cropped as in ImageNet
+evaluation (shorter side to size / 0.875, centre crop). Segmenters:
 as in validation, the longer side is resized to the training size and the image padded to a
 square; the predicted classes are brought back to the original resolution and written as 8-bit
 PNGs of class ids (``--out-dir``).

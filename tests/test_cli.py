@@ -79,7 +79,7 @@ def test_recipe_sets_the_data_augmentation_and_the_datamodule_sizes_the_model() 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--backbone", "resnet99"], "error: unknown model 'resnet99'; valid names:"),
+        (["--backbone", "resnet99"], "error: unknown model 'resnet99'; classification models: "),
         (["--backbone", "fpn_resnet50"], "error: 'fpn_resnet50' is a segmentation model"),
         (["--data", "imagenet"], "error: data: the following arguments are required: root"),
         (["--data", "imagenet", "--data-dir", "/no/such"], "error: ImageNet root '/no/such': no such directory"),
@@ -94,6 +94,17 @@ def test_bad_arguments_are_one_line_errors(
     assert main("classification", CLS, argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("task", "aliases", "flag", "other"), [
+    ("classification", CLS, "--backbone", "fpn_resnet50"), ("segmentation", SEG, "--model", "resnet18"),
+])
+def test_unknown_model_error_lists_only_the_task_models(
+    task: str, aliases: dict[str, str], flag: str, other: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(task, aliases, [flag, "resnet99"]) == 2
+    err = capsys.readouterr().err
+    assert f"{task} models: " in err and other not in err and err.count("\n") == 1
 
 
 def test_script_exits_non_zero_with_one_line(tmp_path: Path) -> None:
@@ -134,16 +145,7 @@ def test_segmentation_run_on_synthetic_masks(capsys: pytest.CaptureFixture[str])
     assert "val/miou" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "task",
-    [
-        pytest.param("classification", marks=pytest.mark.xfail(
-            not hasattr(SyntheticDataModule(), "class_names"), strict=True,
-            reason="vt.data's datamodules have no class_names yet: predictions print class indices",
-        )),
-        "segmentation",
-    ],
-)
+@pytest.mark.parametrize("task", ["classification", "segmentation"])
 def test_predict_prints_top_classes_or_writes_masks(
     task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

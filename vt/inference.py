@@ -80,6 +80,9 @@ def load_model(
     rebuilt from its hyper-parameters and gets the averaged weights if the run kept an EMA. Or a
     plain state dict (torchvision's format): then ``name`` and builder ``overrides`` (e.g.
     ``num_classes``) say what to build, and every model weight must be in the file.
+
+    The model's ``class_names`` attribute names its outputs (``model.class_names[logits.argmax()]``)
+    when the checkpoint does (`CheckpointInfo.class_names`), and is ``None`` otherwise.
     """
     if name is None:
         if overrides:
@@ -87,9 +90,12 @@ def load_model(
         info, weights = read_checkpoint(checkpoint)
         model = create_model(info.name, **info.model_args)
         model.load_state_dict(weights)
+        class_names = info.class_names
     else:
         model = create_model(name, **overrides)
         report = load_weights(model, checkpoint)
         if report.missing or report.mismatched:
             raise ValueError(f"{checkpoint} does not fit {name}: {report.summary()}")
+        class_names = None
+    model.class_names = class_names
     return model.to(device).eval().requires_grad_(False)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from data_fixtures import write_image, write_mask
-
-WNIDS = ("n01440764", "n01443537", "n01484850")
+from data_fixtures import WNIDS, write_image, write_mask
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+WNIDS = ("n01440764", "n01443537", "n01484850")  # the classes of the ImageNet fixture
 IMAGE_SIZE = (40, 30)  # width, height: not square, so resizing and padding both show
 
 

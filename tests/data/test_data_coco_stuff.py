@@ -25,6 +25,20 @@ def test_coco_stuff_batch_has_contract_types(coco_root: str, loader: str) -> Non
     assert shapes == {"image": ((3, 3, 32, 32), torch.float32), "mask": ((3, 32, 32), torch.int64)}
 
 
+@pytest.mark.parametrize(
+    ("class_set", "first", "last"),
+    [("182", "person", "wood"), ("171", "person", "wood"), ("stuff", "banner", "wood")],
+)
+def test_coco_stuff_class_names_follow_the_class_set(coco_root: str, class_set: str, first: str, last: str) -> None:
+    datamodule = COCOStuffDataModule(coco_root, class_set=class_set)
+    names = datamodule.class_names
+    assert (len(names), names[0], names[-1]) == (datamodule.num_classes, first, last)
+
+
+def test_coco_stuff_171_names_leave_out_the_unused_thing_classes(coco_root: str) -> None:
+    assert "street sign" not in COCOStuffDataModule(coco_root, class_set="171").class_names
+
+
 @pytest.mark.parametrize(("class_set", "count"), [("182", 182), ("171", 171), ("stuff", 91)])
 def test_coco_stuff_class_set_sets_class_count(coco_root: str, class_set: str, count: int) -> None:
     datamodule = COCOStuffDataModule(coco_root, class_set=class_set)

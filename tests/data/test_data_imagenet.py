@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from data_fixtures import truncate
+from data_fixtures import WNIDS, truncate
 
 from vt.data import BadSampleError, DatasetError, ImageNetDataModule
 
@@ -37,6 +37,10 @@ def test_imagenet_val_batch_has_contract_types(imagenet_root: str) -> None:
 def test_imagenet_counts_classes_before_setup(imagenet_root: str) -> None:
     datamodule = ImageNetDataModule(imagenet_root)
     assert (datamodule.num_classes, datamodule.has_labels) == (3, {"image", "label"})
+
+
+def test_imagenet_class_names_are_the_sorted_wnids(imagenet_root: str) -> None:
+    assert ImageNetDataModule(imagenet_root).class_names == sorted(WNIDS)
 
 
 def test_imagenet_missing_root_names_layout_and_fix(tmp_path: Path) -> None:

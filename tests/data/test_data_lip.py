@@ -38,6 +38,11 @@ def test_lip_has_20_mask_classes_before_setup(lip_root: str) -> None:
     assert (datamodule.num_classes, datamodule.num_seg_classes, datamodule.has_labels) == (20, 20, {"image", "mask"})
 
 
+def test_lip_class_names_are_the_20_labels_in_id_order(lip_root: str) -> None:
+    names = LIPDataModule(lip_root).class_names
+    assert (len(names), names[0], names[14], names[15]) == (20, "background", "left-arm", "right-arm")
+
+
 def test_lip_missing_annotations_folder_names_layout(lip_root: str) -> None:
     (Path(lip_root) / "TrainVal_parsing_annotations").rename(Path(lip_root) / "elsewhere")
     with pytest.raises(DatasetError, match="train_segmentations.*Expected layout: root/TrainVal_images"):

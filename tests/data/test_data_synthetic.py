@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from jsonargparse import ArgumentParser
 
-from vt.data import DATAMODULES, DatasetError, SyntheticDataModule, SyntheticShapes
+from vt.data import DATAMODULES, SHAPES, DatasetError, SyntheticDataModule, SyntheticShapes
 
 
 def _datamodule(**overrides: object) -> SyntheticDataModule:
@@ -32,6 +32,12 @@ def test_synthetic_attributes_exist_before_setup() -> None:
     datamodule = SyntheticDataModule(num_classes=7)
     assert (datamodule.num_classes, datamodule.num_seg_classes, datamodule.ignore_index) == (7, 8, 255)
     assert datamodule.has_labels == {"image", "label", "mask"}
+
+
+def test_synthetic_class_names_are_the_shapes_and_masks_add_background() -> None:
+    datamodule = SyntheticDataModule(num_classes=3)
+    assert datamodule.class_names == list(SHAPES)[:3]
+    assert datamodule.seg_class_names == ["background", *list(SHAPES)[:3]]
 
 
 def test_synthetic_mask_marks_exactly_the_labelled_shape() -> None:

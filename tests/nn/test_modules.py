@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vt.analysis import attention_entropy
 from vt.flops import count
 from vt.nn import (
     FilterTokenizer,
@@ -52,9 +53,34 @@ def test_recurrent_tokenizer_queries_come_from_tokens(x: torch.Tensor) -> None:
     tok = RecurrentTokenizer(C, L, CT)
     prev = torch.randn(B, L, CT)
     _, a1 = tok(x, prev, return_attention=True)
-    _, a2 = tok(x, prev * 2, return_attention=True)
-    assert not torch.allclose(a1, a2)
+    _, a2 = tok(x, prev.flip(1), return_attention=True)  # token l now asks what token L-1-l asked
+    torch.testing.assert_close(a2, a1.flip(2))
     torch.testing.assert_close(a1.sum(dim=1), torch.ones(B, L))
+
+
+def test_literal_recurrent_tokenizer_is_eq_4() -> None:
+    tok = RecurrentTokenizer(C, L, CT, norm=False, scale=1.0)
+    x, prev = torch.randn(B, C, H, W), torch.randn(B, L, CT)
+    tokens, attn = tok(x, prev, return_attention=True)
+    pixels = x.flatten(2).transpose(1, 2)
+    a = torch.softmax(pixels @ (prev @ tok.token_to_filter.weight.T).transpose(1, 2), dim=1)  # Eq. (3)-(4)
+    torch.testing.assert_close(attn, a)
+    torch.testing.assert_close(tokens, tok.proj(a.transpose(1, 2) @ pixels))
+
+
+@pytest.mark.parametrize("size", [1.0, 30.0])
+def test_recurrent_attention_is_not_one_hot_at_init_whatever_the_token_size(size: float) -> None:
+    # Large tokens made the literal Eq. 4 softmax one-hot from the first step (no gradient); the
+    # LayerNorm and 1/sqrt(C) keep the recurrent logits on the filter tokenizer's scale.
+    torch.manual_seed(0)
+    c = 256
+    x = torch.randn(B, c, 14, 14)
+    filter_entropy = attention_entropy(FilterTokenizer(c, L, CT)(x, return_attention=True)[1]).mean()
+    _, attn = RecurrentTokenizer(c, L, CT)(x, size * torch.randn(B, L, CT), return_attention=True)
+    entropy = attention_entropy(attn).mean()
+    assert entropy > 0.5 * filter_entropy, (entropy, filter_entropy)
+    _, literal = RecurrentTokenizer(c, L, CT, norm=False, scale=1.0)(x, size * torch.randn(B, L, CT), return_attention=True)
+    assert attention_entropy(literal).mean() < 0.5 * filter_entropy
 
 
 def test_half_recurrence_carries_first_tokens_over(x: torch.Tensor) -> None:

@@ -28,7 +28,3 @@ def tiny_trainer(**overrides: Any) -> L.Trainer:
     )
     return L.Trainer(**(args | overrides))
 
-
-# vt.data is to name the classes of its datamodules (``class_names``); until it does, checkpoints
-# carry none and predictions print class indices.
-CLASS_NAMES_PENDING = not hasattr(SyntheticDataModule(), "class_names")

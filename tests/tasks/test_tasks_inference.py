@@ -3,11 +3,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from task_fixtures import CLASS_NAMES_PENDING, NUM_CLASSES, tiny_data, tiny_trainer
+from task_fixtures import BATCH_SIZE, NUM_CLASSES, tiny_data, tiny_trainer
 from vt import load_model
 from vt.data import SHAPES
 from vt.inference import read_checkpoint
-from vt.tasks import ClassificationTask
+from vt.tasks import ClassificationTask, SegmentationTask
 
 
 def train_and_save(tmp_path: Path, **task_args: object) -> tuple[ClassificationTask, Path]:
@@ -33,10 +33,25 @@ def test_load_model_prefers_the_weight_average(tmp_path: Path) -> None:
     assert torch.equal(load_model(path)(images), task.ema.module.eval()(images))
 
 
-@pytest.mark.xfail(CLASS_NAMES_PENDING, reason="vt.data's datamodules have no class_names yet", strict=True)
 def test_checkpoint_names_the_classes_and_the_image_size(tmp_path: Path) -> None:
     info, _ = read_checkpoint(train_and_save(tmp_path)[1])
     assert (info.class_names, info.image_size) == (list(SHAPES)[:NUM_CLASSES], 32)
+
+
+def test_loaded_model_names_its_outputs(tmp_path: Path) -> None:
+    assert load_model(train_and_save(tmp_path)[1]).class_names == list(SHAPES)[:NUM_CLASSES]
+
+
+def test_segmentation_checkpoint_names_the_mask_classes(tmp_path: Path) -> None:
+    task = SegmentationTask(
+        name="fpn_resnet50", num_classes=NUM_CLASSES + 1, batch_size=BATCH_SIZE,
+        options={"out_channels": 32, "head_channels": 32},
+    )
+    trainer = tiny_trainer(max_steps=1, limit_val_batches=0)
+    trainer.fit(task, tiny_data())
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    info, _ = read_checkpoint(tmp_path / "model.ckpt")
+    assert info.class_names == ["background", *list(SHAPES)[:NUM_CLASSES]]
 
 
 def test_plain_state_dict_loads_with_a_model_name(tmp_path: Path) -> None:

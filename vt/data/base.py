@@ -7,17 +7,24 @@ A batch is a dict of tensors:
 - ``"mask"``: int64 ``(B, H, W)``, the per-pixel class, ``IGNORE_INDEX`` (255) where unlabeled or padded.
 
 A datamodule includes the keys its dataset has (``has_labels``).
+
+Training is reproducible across a resume: the sample order is a function of ``(seed, epoch)``
+(`EpochSampler`) and each sample's augmentation a function of ``(seed, epoch, index)``
+(`SampleKey`), so neither depends on the history of a random generator that a restarted
+DataLoader would lose, nor on the number of workers.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from collections.abc import Iterator
+from typing import Any, Callable, NamedTuple
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
 IGNORE_INDEX = 255
 RECIPES = ("standard", "advanced")
@@ -62,12 +69,75 @@ class SkipCounter:
         return int(self.counts.sum())
 
 
+class SampleKey(NamedTuple):
+    """A sample to load (``index``) and the seed of its augmentation's random draws."""
+
+    index: int
+    seed: int
+
+
+def augmentation_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of sample ``index``'s augmentation in ``epoch``: a hash of the three, in 64 bits.
+
+    A hash rather than ``seed + epoch + index``, so that neighbouring epochs or samples never
+    share draws.
+    """
+    entropy = [value & (2**64 - 1) for value in (seed, epoch, index)]  # SeedSequence wants them >= 0
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+
+
+class EpochSampler(DistributedSampler):  # type: ignore[type-arg]
+    """The training order: a shuffle that depends only on ``(seed, epoch)``, sharded over processes.
+
+    A resumed run builds a new DataLoader; an order computed from ``(seed, epoch)`` (and not taken
+    from a generator's history) lets it see the batches the uninterrupted run saw. This is torch's
+    `DistributedSampler` (its ``seed + epoch`` shuffle, its padding and its ``rank``-th shard of
+    ``num_replicas``), yielding `SampleKey` s whose seeds fix each sample's augmentation: the same
+    draws in any worker and after a resume. Lightning calls ``set_epoch`` before every epoch, and
+    keeps a `DistributedSampler` as it is under DDP instead of wrapping it in its own.
+    """
+
+    def __init__(self, dataset: Dataset[Sample], seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+
+    def __iter__(self) -> Iterator[SampleKey]:  # type: ignore[override]
+        for index in super().__iter__():
+            yield SampleKey(index, augmentation_seed(self.seed, self.epoch, index))
+
+
+class _DeferredIterator(Iterator[Sample]):
+    """Starts the iterator ``start()`` returns at the first ``next``, not when created."""
+
+    def __init__(self, start: Callable[[], Iterator[Sample]]) -> None:
+        self._start = start
+        self._iterator: Iterator[Sample] | None = None
+
+    def __next__(self) -> Sample:
+        if self._iterator is None:
+            self._iterator = self._start()
+        return next(self._iterator)
+
+
+class EpochDataLoader(DataLoader[Sample]):
+    """A DataLoader that draws its sampler's order at the first batch, after ``set_epoch``.
+
+    Lightning creates the first training iterator of a fit before it calls ``set_epoch``, and a
+    loader with workers asks its sampler for indices as soon as its iterator exists: a run
+    resumed at epoch ``e`` would train on the order of the epoch it was saved in.
+    """
+
+    def __iter__(self) -> Iterator[Sample]:  # type: ignore[override]
+        return _DeferredIterator(super().__iter__)
+
+
 class VTDataset(Dataset[Sample], ABC):
     """A map-style dataset of dict samples whose files may be bad: fail fast, or skip and count.
 
     ``load`` decodes one sample; ``transform`` (a callable on the sample dict) augments it.
-    With ``skip_bad``, a bad sample is replaced by the next readable one (in index order), so
-    batches keep their size, and ``skip_counter`` records each replacement.
+    Indexed by a `SampleKey`, the transform draws from torch's generator seeded with the key's
+    seed (and the caller's random state is left as it was); indexed by an int, it draws from the
+    current random state. With ``skip_bad``, a bad sample is replaced by the next readable one
+    (in index order), so batches keep their size, and ``skip_counter`` records each replacement.
     """
 
     def __init__(self, transform: Transform | None = None, skip_bad: bool = False) -> None:
@@ -82,7 +152,8 @@ class VTDataset(Dataset[Sample], ABC):
     def load(self, index: int) -> Sample:
         """The untransformed sample ``index``; raises `BadSampleError` naming the bad file."""
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, key: int | SampleKey) -> Sample:
+        index, seed = key if isinstance(key, SampleKey) else (key, None)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         for attempt in range(len(self)):
@@ -95,16 +166,33 @@ class VTDataset(Dataset[Sample], ABC):
                 if self.skip_counter is not None:
                     self.skip_counter.add()
                 continue
-            return sample if self.transform is None else self.transform(sample)
+            return self._augment(sample, seed)
         raise DatasetError(f"every one of the {len(self)} samples is unreadable; check the dataset files")
+
+
+    def _augment(self, sample: Sample, seed: int | None) -> Sample:
+        if self.transform is None:
+            return sample
+        if seed is None:
+            return self.transform(sample)
+        # Only the CPU generator: the transforms run on CPU, and CUDA's state belongs to the model.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            return self.transform(sample)
 
 
 class VTDataModule(L.LightningDataModule, ABC):
     """The shared base of every `vt` datamodule: splits, dataloaders, class counts.
 
-    Subclasses set ``num_classes``, ``num_seg_classes`` and ``has_labels`` in ``__init__`` (so a
-    model can be sized before ``setup``) and build their splits in ``make_dataset``.
-    Nothing ever downloads: ``prepare_data`` does nothing.
+    Subclasses set ``num_classes``, ``num_seg_classes``, ``class_names`` (one per image class),
+    ``seg_class_names`` (one per mask class; empty without masks) and ``has_labels`` in
+    ``__init__`` (so a model can be sized, and its checkpoint name its outputs, before ``setup``)
+    and build their splits in ``make_dataset``. Nothing ever downloads: ``prepare_data`` does nothing.
+
+    The training loader shuffles with an `EpochSampler`: the order of an epoch, and the
+    augmentation of each sample, are functions of ``seed`` and the epoch alone, so a run resumed
+    from an end-of-epoch checkpoint trains on exactly the batches the uninterrupted run would have.
+    (From a mid-epoch checkpoint Lightning restarts the epoch's loader at its first batch, and warns.)
 
     Args:
         image_size: side of the square training crop, and of evaluation images.
@@ -112,12 +200,14 @@ class VTDataModule(L.LightningDataModule, ABC):
         num_workers: DataLoader worker processes (0 loads in the main process).
         recipe: classification augmentation, ``"standard"`` or ``"advanced"`` (spec §6).
         skip_bad: skip (and count, see ``num_skipped``) unreadable samples instead of raising.
-        seed: seeds the training shuffle order (and, for generated data, the data itself).
+        seed: seeds the training shuffle order and augmentation (and, for generated data, the data).
     """
 
     ignore_index: int = IGNORE_INDEX
     num_classes: int
     num_seg_classes: int
+    class_names: list[str]
+    seg_class_names: list[str]
     has_labels: frozenset[str]
 
     def __init__(
@@ -148,8 +238,6 @@ class VTDataModule(L.LightningDataModule, ABC):
         self.train_set: VTDataset | None = None
         self.val_set: VTDataset | None = None
         self._skip_counter = SkipCounter(num_workers)
-        # One generator for every training loader, so each new loader shuffles anew, reproducibly.
-        self._shuffle = torch.Generator().manual_seed(seed)
 
     @abstractmethod
     def make_dataset(self, split: str) -> VTDataset:
@@ -192,17 +280,25 @@ class VTDataModule(L.LightningDataModule, ABC):
     def _loader(self, dataset: VTDataset | None, train: bool) -> DataLoader[Sample]:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        return DataLoader(
+        return (EpochDataLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            sampler=self._train_sampler(dataset) if train else None,
             # A last batch of one sample would break BatchNorm in training.
             drop_last=train,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
-            generator=self._shuffle if train else None,
+            # Worker seeds come from here rather than from the global generator, whose state (the
+            # model's dropout, restored from a checkpoint) a new loader must not shift.
+            generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def _train_sampler(self, dataset: VTDataset) -> EpochSampler:
+        """The training sampler: this process's shard when the trainer runs several (DDP)."""
+        trainer = self.trainer
+        shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+        return EpochSampler(dataset, self.seed, shard.get("num_replicas", 1), shard.get("rank", 0))
 
     def train_dataloader(self) -> DataLoader[Sample]:
         return self._loader(self.train_set, train=True)

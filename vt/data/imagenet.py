@@ -20,7 +20,8 @@ class ImageNetDataModule(VTDataModule):
     """ImageNet classification: batches ``{"image": (B, 3, S, S), "label": (B,)}``.
 
     Classes are the sorted ``train/`` folder names (1000 wnids for ImageNet-1k; a subset works
-    too). The layout is checked on construction, so a wrong root fails before any training.
+    too); ``class_names`` are those wnids, the only names the layout carries. The layout is
+    checked on construction, so a wrong root fails before any training.
 
     Args:
         root: the folder holding ``train/`` and ``val/``.
@@ -45,9 +46,10 @@ class ImageNetDataModule(VTDataModule):
         super().__init__(image_size, batch_size, num_workers, recipe, skip_bad, seed)
         self.save_hyperparameters()
         self.root = root
-        self.classes = self._check_layout()
-        self.num_classes = len(self.classes)
+        self.class_names = self._check_layout()
+        self.num_classes = len(self.class_names)
         self.num_seg_classes = 0
+        self.seg_class_names: list[str] = []
         self.has_labels = frozenset({"image", "label"})
 
     def _check_layout(self) -> list[str]:
@@ -89,7 +91,7 @@ class ImageNetDataModule(VTDataModule):
     def make_dataset(self, split: str) -> VTDataset:
         samples = []
         folder = os.path.join(self.root, split)
-        for label, name in enumerate(self.classes):
+        for label, name in enumerate(self.class_names):
             class_dir = os.path.join(folder, name)
             if not os.path.isdir(class_dir):
                 continue

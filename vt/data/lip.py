@@ -26,7 +26,8 @@ class LIPDataModule(SegmentationFilesDataModule):
     """LIP human parsing: 20 mask classes (background + 19 parts), flips swap left and right.
 
     The samples of a split are the ids listed in ``TrainVal_images/<split>_id.txt``; masks are
-    8-bit PNGs of ids 0..19. The layout is checked on construction.
+    8-bit PNGs of ids 0..19. The layout is checked on construction. ``class_names`` (and
+    ``seg_class_names``, the same list) are LIP's 20 labels in id order, ``"background"`` first.
 
     Args:
         root: the folder holding ``TrainVal_images/`` and ``TrainVal_parsing_annotations/``.
@@ -55,6 +56,7 @@ class LIPDataModule(SegmentationFilesDataModule):
         self.save_hyperparameters()
         self.root = root
         self.num_classes = self.num_seg_classes = len(LIP_CLASSES)
+        self.class_names = self.seg_class_names = list(LIP_CLASSES)
         self._check_layout()
 
     def _check_layout(self) -> None:

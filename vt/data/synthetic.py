@@ -231,6 +231,9 @@ class SyntheticDataModule(VTDataModule):
         num_train: training images.
         num_val: validation images.
         num_classes: shape classes (2-12); masks have ``num_classes + 1`` classes, 0 = background.
+
+    ``class_names`` are the shape names (the keys of `SHAPES`); ``seg_class_names`` add
+    ``"background"`` in front, as mask id 0.
     """
 
     def __init__(
@@ -252,6 +255,8 @@ class SyntheticDataModule(VTDataModule):
         self.num_val = num_val
         self.num_classes = num_classes
         self.num_seg_classes = num_classes + 1
+        self.class_names = list(SHAPES)[:num_classes]
+        self.seg_class_names = ["background", *self.class_names]
         self.has_labels = frozenset({"image", "label", "mask"})
 
     def make_dataset(self, split: str) -> VTDataset:

@@ -54,6 +54,7 @@ class VTTask(L.LightningModule):
     task: ClassVar[str]
     recipes: ClassVar[dict[str, Recipe]]
     target_key: ClassVar[str]  # the batch entry the loss and metrics compare against
+    class_names_key: ClassVar[str]  # the datamodule attribute that names the model's outputs
     monitor: ClassVar[str]  # the validation metric that picks the best checkpoint (higher is better)
     ignore_index: int = -100  # targets that count for nothing (cross-entropy's default: none)
 
@@ -73,6 +74,9 @@ class VTTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if name not in list_models():
+            # The registry's own error lists every model; only this task's are an answer here.
+            raise ValueError(f"unknown model {name!r}; {self.task} models: {', '.join(list_models(self.task))}")
         if model_task(name) != self.task:
             raise ValueError(
                 f"{name!r} is a {model_task(name)} model; {self.task} models: {', '.join(list_models(self.task))}"
@@ -199,17 +203,24 @@ class VTTask(L.LightningModule):
 
         The random state (augmentation, dropout, stochastic depth) lets a resumed run continue
         exactly; only PyTorch's generators are saved, as the data pipeline and models draw from
-        nothing else. Class names are kept when the datamodule has them (``class_names``).
+        nothing else. The names of the outputs are kept when the datamodule has them (its
+        ``class_names_key`` attribute, one name per output), so predictions can be printed by name.
         """
-        names = getattr(self.trainer.datamodule, "class_names", None)
         checkpoint[MODEL_KEY] = {
             "name": self.hparams.name,
             "args": self.model_args,
-            "class_names": None if names is None else [str(n) for n in names],
+            "class_names": self._class_names(),
         }
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def _class_names(self) -> list[str] | None:
+        """The datamodule's names of the outputs, or ``None`` without a datamodule or a name per output."""
+        names = getattr(self.trainer.datamodule, self.class_names_key, None)
+        if names is None or len(names) != self.hparams.num_classes:
+            return None
+        return [str(name) for name in names]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         states = checkpoint.get("rng_states")

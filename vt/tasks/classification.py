@@ -34,6 +34,7 @@ class ClassificationTask(VTTask):
     task = "classification"
     recipes = CLASSIFICATION_RECIPES
     target_key = "label"
+    class_names_key = "class_names"
     monitor = "val/acc1"
 
     def __init__(

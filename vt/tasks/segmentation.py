@@ -31,6 +31,7 @@ class SegmentationTask(VTTask):
     task = "segmentation"
     recipes = SEGMENTATION_RECIPES
     target_key = "mask"
+    class_names_key = "seg_class_names"
     monitor = "val/miou"
 
     def __init__(
