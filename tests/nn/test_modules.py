@@ -164,3 +164,27 @@ def test_fvcore_counts_the_projector_attention_matmuls(x: torch.Tensor) -> None:
 def test_unknown_tokenizer_is_one_line_error() -> None:
     with pytest.raises(ValueError, match="unknown tokenizer 'conv'"):
         VisualTransformer(C, L, CT, tokenizer="conv")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("heads", [1, 4])
+def test_projector_folds_its_batchnorms_in_eval_without_changing_the_result(heads: int) -> None:
+    torch.manual_seed(0)
+    proj = Projector(C, CT, out_channels=2 * C, heads=heads)
+    for bn in (proj.norm, proj.shortcut[1]):  # statistics far from the identity
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.normal_()
+        bn.bias.data.normal_()
+    proj.eval()
+    x, tokens = torch.randn(B, C, H, W), torch.randn(B, L, CT)
+    with torch.no_grad():
+        out, attn = proj(x, tokens, return_attention=True)  # (B, h, HW, L)
+        v = proj.value(tokens).view(B, L, heads, -1).transpose(1, 2)  # (B, h, L, d)
+        branch = (attn @ v).transpose(1, 2).reshape(B, H, W, 2 * C).permute(0, 3, 1, 2)
+        expected = proj.shortcut[1](proj.shortcut[0](x)) + proj.norm(branch)  # the BNs run unfolded
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    proj.train()  # training normalises with the batch's statistics: nothing to fold
+    out_train, _ = proj(x, tokens)
+    assert not torch.allclose(out_train, out)
+    torch.testing.assert_close((out_train - proj.shortcut(x)).mean(dim=(0, 2, 3)), proj.norm.bias.detach(),
+                               rtol=1e-4, atol=1e-4)

@@ -12,14 +12,20 @@ Implementation choices (spec §2.5), each a constructor argument:
   * A projector may widen the map (``out_channels != in_channels``, e.g. VT-R18's 256 -> 512); the
     residual then takes a 1×1 convolution + BN, as a ResNet stage's first block does.
   * logits are scaled by ``1/sqrt(d_head)``.
+
+In evaluation the branch's BatchNorm is a fixed per-channel affine map, and since every pixel's
+attention over the tokens sums to 1, ``BN(A V) = A (V s + c)``: it is folded into the L token
+values instead of run over the HW pixels (likewise the shortcut's BN into its convolution). Same
+result up to rounding; one memory-bound pass over the output map fewer.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from vt.nn.attention import attend, merge_heads, split_heads
-from vt.nn.layers import DropPath
+from vt.nn.layers import ConvBN, DropPath, frozen_norm_affine
 
 
 class Projector(nn.Module):
@@ -67,7 +73,7 @@ class Projector(nn.Module):
         self.shortcut = (
             nn.Identity()
             if in_channels == out_channels
-            else nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+            else ConvBN(in_channels, out_channels)
         )
         self.drop_path = DropPath(drop_path)
 
@@ -82,7 +88,13 @@ class Projector(nn.Module):
         b, _, h, w = x.shape
         q = split_heads(self.query(x).flatten(2).transpose(1, 2), self.heads)  # (B, h, HW, d)
         k = split_heads(self.key(tokens), self.heads)  # (B, h, L, d)
-        v = split_heads(self.value(tokens), self.heads)  # (B, h, L, C_out/h)
+        values = self.value(tokens)  # (B, L, C_out)
+        affine = frozen_norm_affine(self.norm)
+        if affine is not None:  # evaluation: BN(A V) = A (V s + c), see the module docstring
+            values = torch.addcmul(affine[1], values, affine[0])
+        v = split_heads(values, self.heads)  # (B, h, L, C_out/h)
         out, attn = attend(q, k, v, None, return_attention)  # Eq. (7)
         out = merge_heads(out).transpose(1, 2).reshape(b, -1, h, w)
-        return self.shortcut(x) + self.drop_path(self.norm(out)), attn
+        if affine is None:
+            out = self.norm(out)
+        return self.shortcut(x) + self.drop_path(out), attn
