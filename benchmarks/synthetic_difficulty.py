@@ -111,6 +111,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--probe-epochs", type=int, default=30)
     parser.add_argument("--model", default="vt_resnet18")
+    parser.add_argument(
+        "--options", nargs="*", default=["token_channels=64", "qk_channels=32", "ffn_channels=64"],
+        metavar="KEY=INT", help="builder options; the default is a small VT stage (the notebooks'); none: the paper's",
+    )
     parser.add_argument("--minutes", type=float, default=2.0, help="network training budget; 0 skips it")
     parser.add_argument("--images", type=int, default=0, help="train on this many images instead of --minutes")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate")
@@ -145,10 +149,11 @@ def main() -> None:
     if args.minutes > 0 or args.images > 0:
         from vt.models import create_model
 
-        model = create_model(args.model, num_classes=args.num_classes)
+        options = {key: int(value) for key, value in (o.split("=", 1) for o in args.options)}
+        model = create_model(args.model, num_classes=args.num_classes, **options)
         seen, taken, val_acc = train_network(model, datamodule, val, args.minutes * 60, args.images, args.lr)
         print(
-            f"{args.model} on {args.threads} threads: {seen} images ({seen / args.num_train:.1f} epochs) "
+            f"{args.model} {options or ''} on {args.threads} threads: {seen} images ({seen / args.num_train:.1f} epochs) "
             f"in {taken:.0f} s ({seen / taken:.0f} images/s), val {val_acc:.1%}"
         )
 

@@ -12,13 +12,14 @@ Implementation choices the paper leaves open (spec §2.5), stated here once:
     a value projection of every pixel, at L/HW of the cost (spec §5.4: no C×C weight may touch every
     pixel).
   * ``W_A`` is a bias-free 1×1 convolution; the filter tokenizer's spatial softmax is unscaled, as
-    in Eq. (1). The recurrent tokenizer (Eq. 3-4 leave the scale open) reads the previous tokens
-    through a LayerNorm and scales its logits ``X W_Rᵀ`` by ``1/√C``. Without both, ``W_R`` has
-    entries of the tokens' size, which grows with the trunk's activations, where a learned ``W_A``
-    has entries O(1/√C): the logits spread tens of times wider than the filter tokenizer's, the
-    softmax is one-hot from the first step (entropy 0.01 of 5.28 nats at init on VT-R34's 14×14
-    map) and passes back almost no gradient. With them, ``W_R`` starts on ``W_A``'s scale. Cost:
-    ``2 C_T`` parameters and a LayerNorm over L tokens per module, both negligible.
+    in Eq. (1). The recurrent tokenizer (Eq. 3-4 leave the scale open) LayerNorms its queries
+    ``W_R = T_in W_{T->R}`` over their C channels and scales its logits ``X W_Rᵀ`` by ``1/√C``
+    (query normalisation, as in "QK-norm" transformers). Without it ``W_R`` has entries of the
+    tokens' size, which follows the trunk's activations, where a learned ``W_A`` has entries
+    O(1/√C): the logits spread tens of times wider than the filter tokenizer's and the softmax is
+    one-hot from the first step (entropy 0.01 of 5.28 nats at init on VT-R34's 14×14 map), passing
+    back almost no gradient. Training may still sharpen it (it does on the synthetic shapes'
+    4×4 maps), but by learning to. Cost: ``2 C`` parameters and a LayerNorm over L queries.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class RecurrentTokenizer(nn.Module):
         prev_token_channels: channels of the incoming tokens (default C_T).
         recurrent_tokens: how many tokens are recomputed (default all L).
         scale: multiplies the logits ``X W_Rᵀ`` before the spatial softmax (default ``1/√C``).
-        norm: LayerNorm the incoming tokens before ``W_{T->R}`` (default). ``norm=False,
+        norm: LayerNorm the queries ``W_R`` (default). ``norm=False,
             scale=1.0`` is the literal Eq. 3-4; see the module docstring for why it is not used.
     """
 
@@ -111,7 +112,7 @@ class RecurrentTokenizer(nn.Module):
         if self.recurrent_tokens < num_tokens and prev_token_channels != token_channels:
             raise ValueError("carrying tokens over needs prev_token_channels == token_channels")
         self.scale = in_channels**-0.5 if scale is None else scale
-        self.norm = nn.LayerNorm(prev_token_channels) if norm else nn.Identity()
+        self.norm = nn.LayerNorm(in_channels) if norm else nn.Identity()
         self.token_to_filter = nn.Linear(prev_token_channels, in_channels, bias=False)  # W_{T->R}
         self.proj = _token_projection(in_channels, token_channels)
 
@@ -125,7 +126,7 @@ class RecurrentTokenizer(nn.Module):
         kept = self.num_tokens - self.recurrent_tokens
         pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
         # Eq. (3): W_R = T_in W_{T->R}, (B, L', C); a contiguous slice keeps the GEMM on its fast path
-        w_r = self.token_to_filter(self.norm(tokens[:, kept:].contiguous()))
+        w_r = self.norm(self.token_to_filter(tokens[:, kept:].contiguous()))
         t, attn = attend(w_r.unsqueeze(1), pixels, pixels, self.scale, return_attention)
         new = self.proj(t.squeeze(1))  # Eq. (4): T = softmax_HW(X W_Rᵀ)ᵀ X
         out = new if kept == 0 else torch.cat([tokens[:, :kept], new], dim=1)
