@@ -83,8 +83,12 @@ def train_network(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     start, seen, progress = time.perf_counter(), 0, 0.0
     model.train()
+    epoch = 0
     while progress < 1:
-        for batch in datamodule.train_dataloader():
+        loader = datamodule.train_dataloader()
+        loader.sampler.set_epoch(epoch)  # outside Lightning nobody else does: new order, new flips
+        epoch += 1
+        for batch in loader:
             progress = seen / images if images > 0 else (time.perf_counter() - start) / seconds
             if progress >= 1:
                 break

@@ -188,3 +188,17 @@ def test_projector_folds_its_batchnorms_in_eval_without_changing_the_result(head
     assert not torch.allclose(out_train, out)
     torch.testing.assert_close((out_train - proj.shortcut(x)).mean(dim=(0, 2, 3)), proj.norm.bias.detach(),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_folded_projector_keeps_the_model_dtype_when_its_batchnorms_stay_fp32() -> None:
+    # A common mixed-precision setup: the model in bf16, its BatchNorms kept in fp32.
+    proj = Projector(C, CT, out_channels=2 * C).to(torch.bfloat16)
+    for bn in (proj.norm, proj.shortcut[1]):
+        bn.float()
+    proj.eval()
+    x, tokens = torch.randn(B, C, H, W, dtype=torch.bfloat16), torch.randn(B, L, CT, dtype=torch.bfloat16)
+    with torch.no_grad():
+        out, _ = proj(x, tokens)
+        reference = proj.float()(x.float(), tokens.float())[0]
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)

@@ -94,15 +94,17 @@ class EpochSampler(DistributedSampler):  # type: ignore[type-arg]
     `DistributedSampler` (its ``seed + epoch`` shuffle, its padding and its ``rank``-th shard of
     ``num_replicas``), yielding `SampleKey` s whose seeds fix each sample's augmentation: the same
     draws in any worker and after a resume. Lightning calls ``set_epoch`` before every epoch, and
-    keeps a `DistributedSampler` as it is under DDP instead of wrapping it in its own.
+    keeps a `DistributedSampler` as it is under DDP instead of wrapping it in its own; a training
+    loop outside Lightning must call ``set_epoch`` itself, or every pass repeats epoch 0.
     """
 
     def __init__(self, dataset: Dataset[Sample], seed: int, num_replicas: int = 1, rank: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
 
     def __iter__(self) -> Iterator[SampleKey]:  # type: ignore[override]
+        epoch = self.epoch  # the order below is this epoch's; a set_epoch mid-pass must not mix two
         for index in super().__iter__():
-            yield SampleKey(index, augmentation_seed(self.seed, self.epoch, index))
+            yield SampleKey(index, augmentation_seed(self.seed, epoch, index))
 
 
 class _DeferredIterator(Iterator[Sample]):
@@ -168,7 +170,6 @@ class VTDataset(Dataset[Sample], ABC):
                 continue
             return self._augment(sample, seed)
         raise DatasetError(f"every one of the {len(self)} samples is unreadable; check the dataset files")
-
 
     def _augment(self, sample: Sample, seed: int | None) -> Sample:
         if self.transform is None:

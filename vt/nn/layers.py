@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -44,8 +43,11 @@ class ConvBN(nn.Sequential):
         if affine is None:
             return bn(conv(x))
         scale, shift = affine
-        weight = conv.weight * scale.view(-1, 1, 1, 1)
-        return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
+        if conv.bias is not None:
+            shift = shift + conv.bias * scale
+        # The statistics may be kept in fp32 under a bf16/fp16 model: fold, then cast back.
+        weight = (conv.weight * scale.view(-1, 1, 1, 1)).to(conv.weight.dtype)
+        return F.conv2d(x, weight, shift.to(weight.dtype), conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 class DropPath(nn.Module):

@@ -16,7 +16,9 @@ Implementation choices (spec §2.5), each a constructor argument:
 In evaluation the branch's BatchNorm is a fixed per-channel affine map, and since every pixel's
 attention over the tokens sums to 1, ``BN(A V) = A (V s + c)``: it is folded into the L token
 values instead of run over the HW pixels (likewise the shortcut's BN into its convolution). Same
-result up to rounding; one memory-bound pass over the output map fewer.
+result up to rounding; one memory-bound pass over the output map fewer. (So in evaluation the
+BNs' forward hooks do not fire, and fvcore, which counts models in eval mode, does not count them:
+0.4 MFLOPs of VT-ResNet-18's 1556.)
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class Projector(nn.Module):
         values = self.value(tokens)  # (B, L, C_out)
         affine = frozen_norm_affine(self.norm)
         if affine is not None:  # evaluation: BN(A V) = A (V s + c), see the module docstring
-            values = torch.addcmul(affine[1], values, affine[0])
+            values = torch.addcmul(affine[1].to(values.dtype), values, affine[0].to(values.dtype))
         v = split_heads(values, self.heads)  # (B, h, L, C_out/h)
         out, attn = attend(q, k, v, None, return_attention)  # Eq. (7)
         out = merge_heads(out).transpose(1, 2).reshape(b, -1, h, w)
