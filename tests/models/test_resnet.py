@@ -113,3 +113,21 @@ def test_token_attention_is_exposed_for_every_module() -> None:
     assert len(out.attention) == 3
     assert "projector" not in out.attention[-1]  # the classifier skips the last projector
     assert out.attention[0]["tokenizer"].shape == (1, 4, 16)
+
+
+def test_literal_tokenizer_option_builds_eq_4_and_it_collapses_at_init() -> None:
+    from vt.analysis import attention_entropy
+
+    x = torch.randn(2, 3, 112, 112)
+    entropies = {}
+    for literal in (False, True):
+        torch.manual_seed(0)
+        model = create_model("vt_resnet18", literal_tokenizer=literal).eval()
+        tokenizer = model.layer4.blocks[1].tokenizer
+        assert (tokenizer.scale == 1.0) == literal
+        assert isinstance(tokenizer.norm, torch.nn.Identity) == literal
+        with torch.no_grad():
+            attention = model.forward_tokens(x, return_attention=True).attention
+        entropies[literal] = attention_entropy(attention[1]["tokenizer"]).mean().item()
+    # The literal Eq. 4 softmax starts nearly one-hot; ours starts near the filter tokenizer's spread.
+    assert entropies[True] < 0.5 * entropies[False], entropies

@@ -81,6 +81,7 @@ class VTStageConfig:
     token_channels: int = 1024
     tokenizer: Literal["filter", "recurrent", "pooling"] = "recurrent"
     recurrent_tokens: int | None = None
+    literal_tokenizer: bool = False
     relation: Literal["transformer", "none"] = "transformer"
     projector: bool = True
     last_projector: bool = False
@@ -118,6 +119,7 @@ class VTStage(nn.Module):
                 VisualTransformer(
                     channels, cfg.num_tokens, cfg.token_channels, out_channels=out, tokenizer=kind,
                     recurrent_tokens=cfg.recurrent_tokens if kind == "recurrent" else None,
+                    literal_tokenizer=cfg.literal_tokenizer,
                     relation=cfg.relation, projector=has_projector, qk_channels=cfg.qk_channels,
                     ffn_channels=cfg.ffn_channels, heads=cfg.heads, value_proj=cfg.value_proj,
                     projector_qk_channels=cfg.projector_qk_channels,

@@ -45,6 +45,8 @@ class VisualTransformer(nn.Module):
         tokenizer: "filter" (first module), "recurrent" (later modules) or "pooling" (ablation).
         prev_token_channels: width of the previous module's tokens (recurrent; default C_T).
         recurrent_tokens: tokens recomputed by a recurrent tokenizer (default all; others carried).
+        literal_tokenizer: a recurrent tokenizer exactly as Eq. (3)-(4), without our query
+            LayerNorm and 1/√C logit scale (see :mod:`vt.nn.tokenizer` for why they are on).
         relation: "transformer" or "none" (ablation: tokens pass through unchanged).
         projector: build and run the projector (a network whose head reads only tokens has no use
             for its last module's projector).
@@ -68,6 +70,7 @@ class VisualTransformer(nn.Module):
         tokenizer: TokenizerKind = "filter",
         prev_token_channels: int | None = None,
         recurrent_tokens: int | None = None,
+        literal_tokenizer: bool = False,
         relation: RelationKind = "transformer",
         projector: bool = True,
         qk_channels: int | None = None,
@@ -86,7 +89,8 @@ class VisualTransformer(nn.Module):
             self.tokenizer: nn.Module = FilterTokenizer(in_channels, num_tokens, token_channels)
         elif tokenizer == "recurrent":
             self.tokenizer = RecurrentTokenizer(
-                in_channels, num_tokens, token_channels, prev_token_channels, recurrent_tokens
+                in_channels, num_tokens, token_channels, prev_token_channels, recurrent_tokens,
+                **(dict(norm=False, scale=1.0) if literal_tokenizer else {}),
             )
         elif tokenizer == "pooling":
             self.tokenizer = PoolingTokenizer(in_channels, num_tokens, token_channels)
