@@ -187,7 +187,7 @@ class VTDataModule(L.LightningDataModule, ABC):
 
     Subclasses set ``num_classes``, ``num_seg_classes``, ``class_names`` (one per image class),
     ``seg_class_names`` (one per mask class; empty without masks) and ``has_labels`` in
-    ``__init__`` (so a model can be sized, and its checkpoint name its outputs, before ``setup``)
+    ``__init__`` or as class attributes (so a model can be sized, and its checkpoint name its outputs, before ``setup``)
     and build their splits in ``make_dataset``. Nothing ever downloads: ``prepare_data`` does nothing.
 
     The training loader shuffles with an `EpochSampler`: the order of an epoch, and the

@@ -24,18 +24,7 @@ class SegmentationFilesDataModule(VTDataModule):
     num_raw_classes: int
     remap: torch.Tensor | None = None
     swap_pairs: Sequence[tuple[int, int]] = ()
-
-    def __init__(
-        self,
-        image_size: int,
-        batch_size: int,
-        num_workers: int,
-        recipe: str,
-        skip_bad: bool,
-        seed: int,
-    ) -> None:
-        super().__init__(image_size, batch_size, num_workers, recipe, skip_bad, seed)
-        self.has_labels = frozenset({"image", "mask"})
+    has_labels = frozenset({"image", "mask"})
 
     @abstractmethod
     def list_pairs(self, split: str) -> tuple[list[tuple[str, str]], list[str]]:
