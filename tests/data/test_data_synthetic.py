@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from jsonargparse import ArgumentParser
 
 from vt.data import DATAMODULES, SHAPES, DatasetError, SyntheticDataModule, SyntheticShapes
+from vt.data.synthetic import render
 
 
 def _datamodule(**overrides: object) -> SyntheticDataModule:
@@ -81,6 +83,60 @@ def test_synthetic_shuffle_order_follows_the_seed() -> None:
     first = next(iter(_datamodule(seed=5).train_dataloader()))["label"]
     second = next(iter(_datamodule(seed=5).train_dataloader()))["label"]
     assert torch.equal(first, second)
+
+
+def test_synthetic_one_object_is_the_plain_render() -> None:
+    dataset = SyntheticShapes(8, image_size=32, num_classes=4, objects=1)
+    for index in range(8):
+        image, mask = render(np.random.default_rng([0, 0, index]), index % 4, 32)
+        assert np.array_equal(dataset[index]["image"].permute(1, 2, 0).numpy(), image)
+        assert np.array_equal(dataset[index]["mask"].numpy(), mask)
+
+
+def _mask_pixels_per_class(mask: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Pixels of each shape class (background dropped), ``(num_classes,)``."""
+    return torch.bincount(mask.flatten().long(), minlength=num_classes + 1)[1:]
+
+
+def test_synthetic_objects_puts_that_many_distinct_classes_in_the_mask() -> None:
+    dataset = SyntheticShapes(20, image_size=112, num_classes=10, objects=3)
+    present = [int((_mask_pixels_per_class(dataset[i]["mask"], 10) > 0).sum()) for i in range(20)]
+    assert present == [3] * 20
+
+
+def test_synthetic_objects_label_has_the_most_mask_pixels() -> None:
+    dataset = SyntheticShapes(20, image_size=112, num_classes=10, objects=3)
+    for index in range(20):
+        sample = dataset[index]
+        assert int(_mask_pixels_per_class(sample["mask"], 10).argmax()) == sample["label"] == index % 10
+
+
+def test_synthetic_objects_are_deterministic_under_a_seed() -> None:
+    first = SyntheticShapes(4, image_size=64, num_classes=6, seed=3, objects=3)
+    second = SyntheticShapes(4, image_size=64, num_classes=6, seed=3, objects=3)
+    for index in range(4):
+        assert torch.equal(first[index]["image"], second[index]["image"])
+        assert torch.equal(first[index]["mask"], second[index]["mask"])
+
+
+@pytest.mark.parametrize("objects", [0, 5])
+def test_synthetic_rejects_objects_outside_one_to_num_classes(objects: int) -> None:
+    with pytest.raises(DatasetError, match=r"1\.\.4.*--data\.objects"):
+        SyntheticDataModule(num_classes=4, objects=objects)
+
+
+def test_synthetic_objects_batches_have_masks_that_agree_with_labels() -> None:
+    batch = next(iter(_datamodule(image_size=64, objects=3).train_dataloader()))
+    for mask, label in zip(batch["mask"], batch["label"], strict=True):
+        pixels = _mask_pixels_per_class(mask, 4)
+        assert int(pixels.argmax()) == int(label) and int((pixels > 0).sum()) >= 2
+
+
+def test_synthetic_objects_parses_from_the_command_line() -> None:
+    parser = ArgumentParser()
+    parser.add_class_arguments(SyntheticDataModule, "data")
+    datamodule = parser.instantiate_classes(parser.parse_args(["--data.objects", "3"])).data
+    assert (datamodule.objects, datamodule.hparams["objects"]) == (3, 3)
 
 
 def test_synthetic_rejects_more_classes_than_shapes() -> None:

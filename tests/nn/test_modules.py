@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vt.analysis import attention_entropy
+from vt.analysis import attention_entropy, mean_pairwise_cosine
 from vt.flops import count
 from vt.nn import (
     FilterTokenizer,
@@ -59,13 +59,33 @@ def test_recurrent_tokenizer_queries_come_from_tokens(x: torch.Tensor) -> None:
 
 
 def test_literal_recurrent_tokenizer_is_eq_4() -> None:
-    tok = RecurrentTokenizer(C, L, CT, norm=False, scale=1.0)
+    tok = RecurrentTokenizer(C, L, CT, norm=False, scale=1.0, center=False)
     x, prev = torch.randn(B, C, H, W), torch.randn(B, L, CT)
     tokens, attn = tok(x, prev, return_attention=True)
     pixels = x.flatten(2).transpose(1, 2)
     a = torch.softmax(pixels @ (prev @ tok.token_to_filter.weight.T).transpose(1, 2), dim=1)  # Eq. (3)-(4)
     torch.testing.assert_close(attn, a)
     torch.testing.assert_close(tokens, tok.proj(a.transpose(1, 2) @ pixels))
+
+
+def test_recurrent_queries_ignore_what_all_tokens_share(x: torch.Tensor) -> None:
+    # The collapse this guards against: tokens that share a large common vector made 16 identical
+    # queries. Centred, the queries are made of what the tokens differ in, so adding any vector to
+    # every token changes nothing.
+    tok = RecurrentTokenizer(C, L, CT)
+    prev = torch.randn(B, L, CT)
+    common = 100 * torch.randn(B, 1, CT)
+    t1, a1 = tok(x, prev, return_attention=True)
+    t2, a2 = tok(x, prev + common, return_attention=True)
+    torch.testing.assert_close(a2, a1, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(t2, t1, rtol=1e-4, atol=1e-5)
+
+
+def test_uncentred_recurrent_queries_collapse_onto_a_common_token_vector(x: torch.Tensor) -> None:
+    tok = RecurrentTokenizer(C, L, CT, center=False)
+    prev = torch.randn(B, L, CT) + 100 * torch.randn(B, 1, CT)
+    _, attn = tok(x, prev, return_attention=True)
+    assert mean_pairwise_cosine(attn.transpose(1, 2)).min() > 0.99
 
 
 @pytest.mark.parametrize("size", [1.0, 30.0])

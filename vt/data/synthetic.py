@@ -6,6 +6,13 @@ position, mirroring and a small rotation, fill colour and texture, background co
 texture, clutter strokes and dots, pixel noise. The mask is exact: ``class + 1`` on the shape's pixels, 0 (background) elsewhere,
 so segmentation has ``num_classes + 1`` classes.
 
+With ``objects=K > 1`` an image holds K shapes of K different classes, each in its own fill colour
+and texture, smaller than a lone shape and placed apart (their bounding discs do not overlap,
+short of a crowded scene where the last resort is the least overlap). The image's ``label`` is
+the class of the largest shape, the target: every other shape has a strictly smaller radius and
+a strictly smaller area. The mask holds ``class + 1`` on every shape's visible pixels, the target
+drawn on top, so the label's class has the most mask pixels. ``objects=1`` is the scene above.
+
 Sample ``i`` is drawn from a generator seeded with ``(seed, split, i)`` alone, so it is the same in
 every process (safe with DataLoader workers) and the same scene at every ``image_size``: all
 geometry is drawn in units of the image side.
@@ -68,7 +75,13 @@ SHAPES: dict[str, ShapeFn] = {
 class is a shape up to mirroring, so a flip keeps the label."""
 
 SPLITS = {"train": 0, "val": 1}
-SCALE_RANGE = (0.25, 0.45)  # shape radius, in image sides
+SCALE_RANGE = (0.25, 0.45)  # shape radius, in image sides, of a lone shape (see `_radius_scale`)
+# Each non-target shape's area as a fraction of the target's; the top stays well below 1, a
+# margin for rounding to pixels, so the target keeps the most mask pixels.
+OTHER_AREA_RANGE = (0.25, 0.7)
+OBJECT_CONTRAST = 0.3  # least RGB distance between two shapes' colours; 13 colours still fit
+PLACEMENT_TRIES = 100  # centre draws per shape before it settles for the least overlap
+COLOUR_TRIES = 1000  # colour draws before settling for the best, so a full palette cannot hang
 # Shapes turn by up to 20 degrees either way: full rotation invariance takes a CNN far longer
 # to learn than the couple of CPU minutes this set is meant to train in.
 MAX_ROTATION = math.radians(20)
@@ -81,6 +94,25 @@ NOISE = 0.03  # std of the per-pixel noise
 def check_num_classes(num_classes: int) -> None:
     if not 2 <= num_classes <= len(SHAPES):
         raise DatasetError(f"synthetic num_classes must be in 2..{len(SHAPES)}, got {num_classes}")
+
+
+def check_objects(objects: int, num_classes: int) -> None:
+    if not 1 <= objects <= num_classes:
+        raise DatasetError(
+            f"synthetic objects must be in 1..{num_classes} (one shape per class, so at most num_classes), "
+            f"got {objects}; set --data.objects in that range"
+        )
+
+
+def _unit_area(inside: ShapeFn, samples: int = 256) -> float:
+    """Area of a shape in its unit frame (the disk's is pi), counted on a ``samples``² grid over [-1, 1]²."""
+    coords = (np.arange(samples) + 0.5) / samples * 2 - 1
+    u, v = np.meshgrid(coords, coords)
+    return 4 * float(inside(u, v).mean())
+
+
+UNIT_AREAS = [_unit_area(inside) for inside in SHAPES.values()]
+"""Each class's area at radius 1, in label order: radii of different shapes that give areas in a chosen ratio."""
 
 
 def _texture(rng: np.random.Generator, x: Array, y: Array, low: Array, high: Array) -> Array:
@@ -113,12 +145,21 @@ def _shade(rng: np.random.Generator, colour: Array) -> Array:
     return np.clip(colour + rng.uniform(-TEXTURE_CONTRAST, TEXTURE_CONTRAST, 3), 0, 1)
 
 
-def _colour_far_from(rng: np.random.Generator, other: Array, distance: float) -> Array:
-    """A random RGB colour at least ``distance`` (Euclidean, [0, 1] cube) away from ``other``."""
-    while True:
+def _colour_far_from(rng: np.random.Generator, others: Array, distances: Array | float) -> Array:
+    """A random RGB colour at least ``distances`` (Euclidean, [0, 1] cube) away from ``others``.
+
+    ``others``: ``(3,)`` or ``(N, 3)`` colours; ``distances``: one for all, or ``(N,)``, one each.
+    After `COLOUR_TRIES` draws it returns the draw that falls least short.
+    """
+    best, best_gap = np.full(3, 0.5), -math.inf  # the first draw replaces it
+    for _ in range(COLOUR_TRIES):
         colour = rng.uniform(0, 1, size=3)
-        if np.linalg.norm(colour - other) >= distance:
+        gap = float(np.min(np.linalg.norm(colour - others, axis=-1) - distances))
+        if gap >= 0:
             return colour
+        if gap > best_gap:
+            best, best_gap = colour, gap
+    return best
 
 
 def _segment_distance(x: Array, y: Array, a: Array, b: Array) -> Array:
@@ -128,11 +169,92 @@ def _segment_distance(x: Array, y: Array, a: Array, b: Array) -> Array:
     return np.hypot(x - a[0] - t * ab[0], y - a[1] - t * ab[1])
 
 
-def render(rng: np.random.Generator, label: int, image_size: int) -> tuple[Array, Array]:
-    """Draws one scene of shape class ``label``.
+def _radius_scale(objects: int) -> float:
+    """What the radii of a scene of ``objects`` shapes are scaled by, relative to `SCALE_RANGE`.
 
-    Returns the image, uint8 ``(H, W, 3)``, and its mask, uint8 ``(H, W)`` (``label + 1`` on the shape).
+    ``1 / sqrt(2K - 1)``: 1 for a lone shape, and room enough that rejection sampling nearly
+    always places K discs apart. Plain ``1 / sqrt(K)`` keeps the area the shapes cover, but two
+    discs that large barely fit side by side in the square, so K = 2 would often overlap.
     """
+    return 1 / math.sqrt(2 * objects - 1)
+
+
+def _place(rng: np.random.Generator, radius: float, centres: list[Array], radii: list[float]) -> Array:
+    """A centre ``(2,)`` for a disc of ``radius`` inside the image and clear of the discs placed so far.
+
+    Rejection sampling; after `PLACEMENT_TRIES` draws it settles for the draw that overlaps least.
+    """
+    best, best_overlap = np.full(2, 0.5), math.inf  # the first draw replaces it
+    for _ in range(PLACEMENT_TRIES):
+        centre = rng.uniform(radius, 1 - radius, size=2)
+        overlap = max(
+            (other_radius + radius - float(np.hypot(*(centre - other))) for other, other_radius in zip(centres, radii)),
+            default=0.0,
+        )
+        if overlap <= 0:
+            return centre
+        if overlap < best_overlap:
+            best, best_overlap = centre, overlap
+    return best
+
+
+def _layout(
+    rng: np.random.Generator, label: int, objects: int, num_classes: int
+) -> list[tuple[int, float, Array]]:
+    """The ``(class, radius, centre)`` of each shape of a scene, target (class ``label``) first.
+
+    The other classes are distinct, drawn from the first ``num_classes``; their radii make their
+    areas a fraction `OTHER_AREA_RANGE` of the target's, and never exceed its radius.
+    """
+    radius = rng.uniform(*SCALE_RANGE) * _radius_scale(objects)
+    classes, radii = [label], [radius]
+    if objects > 1:
+        others = [c for c in range(num_classes) if c != label]
+        for other in rng.choice(others, objects - 1, replace=False).tolist():
+            area = rng.uniform(*OTHER_AREA_RANGE) * min(1.0, UNIT_AREAS[label] / UNIT_AREAS[other])
+            classes.append(other)
+            radii.append(radius * math.sqrt(area))
+    centres: list[Array] = []
+    for r in radii:
+        centres.append(_place(rng, r, centres, radii[: len(centres)]))
+    return list(zip(classes, radii, centres))
+
+
+def _draw_shape(
+    rng: np.random.Generator,
+    x: Array,
+    y: Array,
+    label: int,
+    radius: float,
+    centre: Array,
+    avoid: Array,
+    distances: Array,
+) -> tuple[Array, Array, Array]:
+    """Draws shape class ``label`` at ``radius`` and ``centre`` (image sides), in a random pose.
+
+    Its fill colour keeps ``distances`` ``(N,)`` away from the colours ``avoid`` ``(N, 3)``.
+    Returns where it is, bool ``(H, W)``; its textured layer, ``(H, W, 3)`` in [0, 1], to be
+    shown there; and its fill colour ``(3,)``.
+    """
+    angle = rng.uniform(-MAX_ROTATION, MAX_ROTATION)
+    dx, dy = (x - centre[0]) / radius, (y - centre[1]) / radius
+    mirror = rng.choice([-1.0, 1.0])  # shown either way round, so a flip keeps the distribution
+    u = mirror * (dx * math.cos(angle) + dy * math.sin(angle))
+    v = -dx * math.sin(angle) + dy * math.cos(angle)
+    inside = list(SHAPES.values())[label](u, v)
+    fill = _colour_far_from(rng, avoid, distances)
+    return inside, _texture(rng, x, y, fill, _shade(rng, fill)), fill
+
+
+def render(
+    rng: np.random.Generator, label: int, image_size: int, objects: int = 1, num_classes: int = len(SHAPES)
+) -> tuple[Array, Array]:
+    """Draws one scene whose target is shape class ``label``, among ``objects`` shapes in all.
+
+    The other shapes' classes come from the first ``num_classes`` (see the module docstring).
+    Returns the image, uint8 ``(H, W, 3)``, and its mask, uint8 ``(H, W)`` (``class + 1`` on each shape).
+    """
+    check_objects(objects, num_classes)
     coords = (np.arange(image_size, dtype=np.float32) + 0.5) / image_size
     x, y = np.meshgrid(coords, coords)
     pixel = 1.0 / image_size
@@ -150,20 +272,17 @@ def render(rng: np.random.Generator, label: int, image_size: int) -> tuple[Array
             stroke = np.hypot(x - centre[0], y - centre[1]) < max(rng.uniform(0.01, 0.05), pixel)
         background[stroke] = colour
 
-    radius = rng.uniform(*SCALE_RANGE)
-    centre = rng.uniform(radius, 1 - radius, size=2)
-    angle = rng.uniform(-MAX_ROTATION, MAX_ROTATION)
-    dx, dy = (x - centre[0]) / radius, (y - centre[1]) / radius
-    mirror = rng.choice([-1.0, 1.0])  # shown either way round, so a flip keeps the distribution
-    u = mirror * (dx * math.cos(angle) + dy * math.sin(angle))
-    v = -dx * math.sin(angle) + dy * math.cos(angle)
-    inside = list(SHAPES.values())[label](u, v)
-
-    fill = _colour_far_from(rng, (base + shade) / 2, SHAPE_CONTRAST)
-    image = np.where(inside[..., None], _texture(rng, x, y, fill, _shade(rng, fill)), background)
+    image, mask = background, np.zeros((image_size, image_size), np.uint8)
+    avoid, distances = [(base + shade) / 2], [SHAPE_CONTRAST]
+    # Painted last, the target is on top: nothing hides it, even where placement fell back to overlap.
+    for shape, radius, centre in reversed(_layout(rng, label, objects, num_classes)):
+        inside, layer, fill = _draw_shape(rng, x, y, shape, radius, centre, np.array(avoid), np.array(distances))
+        image = np.where(inside[..., None], layer, image)
+        mask[inside] = shape + 1
+        avoid.append(fill)
+        distances.append(OBJECT_CONTRAST)
     image = image + rng.normal(0, NOISE, size=image.shape)
     image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
-    mask = np.where(inside, label + 1, 0).astype(np.uint8)
     return image, mask
 
 
@@ -171,7 +290,7 @@ class SyntheticShapes(VTDataset):
     """Generated shapes; sample ``{"image": uint8 (3, S, S), "label": int, "mask": uint8 (S, S)}``.
 
     Without a ``transform`` the raw sample comes back, ready to plot. Classes are balanced:
-    sample ``i`` has label ``i % num_classes``.
+    sample ``i`` has label ``i % num_classes`` (with several objects, the class of the largest).
 
     Args:
         num_samples: length of the dataset.
@@ -180,6 +299,8 @@ class SyntheticShapes(VTDataset):
         seed: with ``split``, fixes every sample.
         split: ``"train"`` or ``"val"``: disjoint random streams under the same seed.
         transform: applied to each sample dict.
+        objects: shapes per image, each of a different class, so 1 to ``num_classes``; the label
+            is the largest one's (see the module docstring).
     """
 
     def __init__(
@@ -190,9 +311,11 @@ class SyntheticShapes(VTDataset):
         seed: int = 0,
         split: str = "train",
         transform: Transform | None = None,
+        objects: int = 1,
     ) -> None:
         super().__init__(transform)
         check_num_classes(num_classes)
+        check_objects(objects, num_classes)
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         self.num_samples = num_samples
@@ -200,6 +323,7 @@ class SyntheticShapes(VTDataset):
         self.num_classes = num_classes
         self.seed = seed
         self.split = split
+        self.objects = objects
 
     def __len__(self) -> int:
         return self.num_samples
@@ -207,7 +331,7 @@ class SyntheticShapes(VTDataset):
     def load(self, index: int) -> Sample:
         rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
         label = index % self.num_classes
-        image, mask = render(rng, label, self.image_size)
+        image, mask = render(rng, label, self.image_size, self.objects, self.num_classes)
         return {
             "image": tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)),
             "label": label,
@@ -230,7 +354,9 @@ class SyntheticDataModule(VTDataModule):
         seed: fixes the data (train and val are disjoint streams) and the shuffle order.
         num_train: training images.
         num_val: validation images.
-        num_classes: shape classes (2-12); masks have ``num_classes + 1`` classes, 0 = background.
+        num_classes: shape classes (2-13); masks have ``num_classes + 1`` classes, 0 = background.
+        objects: shapes per image (1 to ``num_classes``), each of a different class; the label is
+            the class of the largest, and the mask marks every shape.
 
     ``class_names`` are the shape names (the keys of `SHAPES`); ``seg_class_names`` add
     ``"background"`` in front, as mask id 0.
@@ -247,13 +373,16 @@ class SyntheticDataModule(VTDataModule):
         num_train: int = 4096,
         num_val: int = 1024,
         num_classes: int = 10,
+        objects: int = 1,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers, recipe, skip_bad, seed)
         self.save_hyperparameters()
         check_num_classes(num_classes)
+        check_objects(objects, num_classes)
         self.num_train = num_train
         self.num_val = num_val
         self.num_classes = num_classes
+        self.objects = objects
         self.num_seg_classes = num_classes + 1
         self.class_names = list(SHAPES)[:num_classes]
         self.seg_class_names = ["background", *self.class_names]
@@ -268,4 +397,5 @@ class SyntheticDataModule(VTDataModule):
             self.seed,
             split,
             synthetic_train(self.recipe) if train else synthetic_eval(),
+            objects=self.objects,
         )

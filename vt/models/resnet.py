@@ -82,6 +82,7 @@ class VTStageConfig:
     tokenizer: Literal["filter", "recurrent", "pooling"] = "recurrent"
     recurrent_tokens: int | None = None
     literal_tokenizer: bool = False
+    center_tokens: bool = True
     relation: Literal["transformer", "none"] = "transformer"
     projector: bool = True
     last_projector: bool = False
@@ -119,7 +120,7 @@ class VTStage(nn.Module):
                 VisualTransformer(
                     channels, cfg.num_tokens, cfg.token_channels, out_channels=out, tokenizer=kind,
                     recurrent_tokens=cfg.recurrent_tokens if kind == "recurrent" else None,
-                    literal_tokenizer=cfg.literal_tokenizer,
+                    literal_tokenizer=cfg.literal_tokenizer, center_tokens=cfg.center_tokens,
                     relation=cfg.relation, projector=has_projector, qk_channels=cfg.qk_channels,
                     ffn_channels=cfg.ffn_channels, heads=cfg.heads, value_proj=cfg.value_proj,
                     projector_qk_channels=cfg.projector_qk_channels,
@@ -131,16 +132,27 @@ class VTStage(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = channels
 
-    def forward(self, x: Tensor, return_attention: bool = False, project_last: bool = True) -> VTOutput:
-        """``project_last=False`` skips the last module's projector (for token-only readers)."""
+    def forward_modules(
+        self, x: Tensor, return_attention: bool = False, project_last: bool = True
+    ) -> list[VTOutput]:
+        """Every module's :class:`VTOutput`, first to last (what token analyses read).
+
+        ``project_last=False`` skips the last module's projector (for token-only readers).
+        """
+        outputs: list[VTOutput] = []
         tokens: Tensor | None = None
-        maps: list[dict[str, Tensor] | None] = []
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x, tokens, attn = block(x, tokens, return_attention, project=project_last or i < last)
-            maps.append(attn)
-        assert tokens is not None
-        return VTOutput(x, tokens, maps if return_attention else None)  # type: ignore[arg-type]
+            out = block(x, tokens, return_attention, project=project_last or i < last)
+            x, tokens = out.features, out.tokens
+            outputs.append(out)
+        return outputs
+
+    def forward(self, x: Tensor, return_attention: bool = False, project_last: bool = True) -> VTOutput:
+        """The last module's :class:`VTOutput`; its ``attention`` lists every module's dict."""
+        outputs = self.forward_modules(x, return_attention, project_last)
+        maps = [out.attention for out in outputs]
+        return VTOutput(outputs[-1].features, outputs[-1].tokens, maps if return_attention else None)  # type: ignore[arg-type]
 
 
 class VTResNet(nn.Module):
@@ -202,6 +214,12 @@ class VTResNet(nn.Module):
         The last projector only matters for the map, so it is skipped unless ``project_last``.
         """
         return self.layer4(self._trunk(x)[2], return_attention, project_last)
+
+    def forward_modules(
+        self, x: Tensor, return_attention: bool = False, project_last: bool = False
+    ) -> list[VTOutput]:
+        """``x: (B, 3, H, W)`` -> one :class:`VTOutput` per VT module (tokens ``(B, L, C_T)`` each)."""
+        return self.layer4.forward_modules(self._trunk(x)[2], return_attention, project_last)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: (B, 3, H, W)`` -> logits ``(B, num_classes)``."""

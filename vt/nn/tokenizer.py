@@ -102,6 +102,7 @@ class RecurrentTokenizer(nn.Module):
         recurrent_tokens: int | None = None,
         scale: float | None = None,
         norm: bool = True,
+        center: bool = True,
     ) -> None:
         super().__init__()
         prev_token_channels = prev_token_channels or token_channels
@@ -111,6 +112,7 @@ class RecurrentTokenizer(nn.Module):
             raise ValueError(f"recurrent_tokens must be in 1..{num_tokens}, got {recurrent_tokens}")
         if self.recurrent_tokens < num_tokens and prev_token_channels != token_channels:
             raise ValueError("carrying tokens over needs prev_token_channels == token_channels")
+        self.center = center
         self.scale = in_channels**-0.5 if scale is None else scale
         self.norm = nn.LayerNorm(in_channels) if norm else nn.Identity()
         self.token_to_filter = nn.Linear(prev_token_channels, in_channels, bias=False)  # W_{T->R}
@@ -125,8 +127,10 @@ class RecurrentTokenizer(nn.Module):
                              "the first VT module of a network must use a filter tokenizer")
         kept = self.num_tokens - self.recurrent_tokens
         pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
+        # What the new queries are made of: what the previous tokens differ in (module docstring).
+        source = tokens - tokens.mean(dim=1, keepdim=True) if self.center else tokens
         # Eq. (3): W_R = T_in W_{T->R}, (B, L', C); a contiguous slice keeps the GEMM on its fast path
-        w_r = self.norm(self.token_to_filter(tokens[:, kept:].contiguous()))
+        w_r = self.norm(self.token_to_filter(source[:, kept:].contiguous()))
         t, attn = attend(w_r.unsqueeze(1), pixels, pixels, self.scale, return_attention)
         new = self.proj(t.squeeze(1))  # Eq. (4): T = softmax_HW(X W_Rᵀ)ᵀ X
         out = new if kept == 0 else torch.cat([tokens[:, :kept], new], dim=1)

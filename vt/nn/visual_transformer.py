@@ -46,7 +46,10 @@ class VisualTransformer(nn.Module):
         prev_token_channels: width of the previous module's tokens (recurrent; default C_T).
         recurrent_tokens: tokens recomputed by a recurrent tokenizer (default all; others carried).
         literal_tokenizer: a recurrent tokenizer exactly as Eq. (3)-(4), without our query
-            LayerNorm and 1/√C logit scale (see :mod:`vt.nn.tokenizer` for why they are on).
+            LayerNorm, 1/√C logit scale and token centring (see :mod:`vt.nn.tokenizer` for why
+            they are on).
+        center_tokens: a recurrent tokenizer builds its queries from the previous tokens minus
+            their mean over the L tokens (see :mod:`vt.nn.tokenizer`); ``False`` reads them as they are.
         relation: "transformer" or "none" (ablation: tokens pass through unchanged).
         projector: build and run the projector (a network whose head reads only tokens has no use
             for its last module's projector).
@@ -71,6 +74,7 @@ class VisualTransformer(nn.Module):
         prev_token_channels: int | None = None,
         recurrent_tokens: int | None = None,
         literal_tokenizer: bool = False,
+        center_tokens: bool = True,
         relation: RelationKind = "transformer",
         projector: bool = True,
         qk_channels: int | None = None,
@@ -90,6 +94,7 @@ class VisualTransformer(nn.Module):
         elif tokenizer == "recurrent":
             self.tokenizer = RecurrentTokenizer(
                 in_channels, num_tokens, token_channels, prev_token_channels, recurrent_tokens,
+                center=center_tokens and not literal_tokenizer,
                 **(dict(norm=False, scale=1.0) if literal_tokenizer else {}),
             )
         elif tokenizer == "pooling":

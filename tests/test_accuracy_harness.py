@@ -1,0 +1,153 @@
+"""benchmarks/accuracy.py: the t interval, model specs, seeds, and a tiny two-model, two-seed run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def acc() -> Iterator[ModuleType]:
+    """benchmarks/accuracy.py as a module (benchmarks/ is a folder of scripts, not a package)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        yield importlib.import_module("accuracy")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from intra-op threads, and several processes share 2 cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = [
+    "--image-size", "32", "--num-classes", "3", "--num-train", "32", "--num-val", "16",
+    "--epochs", "1", "--batch-size", "16", "--accelerator", "cpu",
+]
+
+
+def test_t_interval_by_hand(acc: ModuleType) -> None:
+    mean, half = acc.t_interval([1.0, 2.0, 3.0])  # sd 1, t_{0.975,2} = 4.303
+    assert mean == 2.0
+    assert half == pytest.approx(4.303 * 1 / math.sqrt(3), rel=1e-3)
+    mean, half = acc.t_interval([0.5, 0.7])  # sd sqrt(0.02), t_{0.975,1} = 12.706
+    assert half == pytest.approx(12.706 * math.sqrt(0.02) / math.sqrt(2), rel=1e-3)
+    assert math.isnan(acc.t_interval([0.4])[1])
+
+
+def test_t_quantile_beyond_the_table(acc: ModuleType) -> None:
+    # Textbook values: df 40 -> 2.021, df 120 -> 1.980, and z = 1.960 in the limit.
+    assert acc.t_quantile_975(40) == pytest.approx(2.021, abs=1e-3)
+    assert acc.t_quantile_975(120) == pytest.approx(1.980, abs=1e-3)
+    assert acc.t_quantile_975(10**6) == pytest.approx(1.960, abs=1e-3)
+    assert acc.t_quantile_975(30) > acc.t_quantile_975(31) > acc.t_quantile_975(32)
+
+
+def test_parse_model_spec(acc: ModuleType) -> None:
+    spec = acc.parse_model_spec("vt_resnet18:num_tokens=32,literal_tokenizer=true,tokenizer=filter")
+    assert spec.label == "vt_resnet18:num_tokens=32,literal_tokenizer=true,tokenizer=filter"
+    assert spec.name == "vt_resnet18"
+    assert spec.options == {"num_tokens": 32, "literal_tokenizer": True, "tokenizer": "filter"}
+    assert acc.parse_model_spec("resnet18") == acc.ModelSpec("resnet18", "resnet18", {})
+    assert acc.parse_model_spec("resnet18:dropout=0.1").options == {"dropout": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("resnet19", "unknown classifier"),
+        ("fpn_resnet50", "unknown classifier"),  # a segmenter is not a classifier
+        ("vt_resnet18:num_tokens", "not key=value"),
+        ("vt_resnet18:num_tokens=4,num_tokens=8", "given twice"),
+        ("resnet18:num_tokens=4", "does not take 'num_tokens'"),
+        ("resnet18:num_classes=4", "comes from the data"),
+    ],
+)
+def test_parse_model_spec_errors(acc: ModuleType, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        acc.parse_model_spec(text)
+
+
+def test_summarise_rows_intervals_and_paired_difference(acc: ModuleType) -> None:
+    def run(model: str, seed: int, top1: float) -> dict[str, object]:
+        return {"model": model, "seed": seed, "top1": top1, "images_per_sec": 100.0 + seed,
+                "image_size": 64, "gflops": 0.25, "mparams": 11.0}
+
+    results = [run(m, s, v + s / 10) for s in (0, 1, 2) for m, v in (("resnet18", 0.5), ("vt_resnet18", 0.6))]
+    table = acc.summarise(results)
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0][:4] == ["| model", "val top-1 %", "per seed (0, 1, 2)", "Δ top-1 vs resnet18 (paired)"]
+    # resnet18: 50, 60, 70 % -> 60 ± 4.303 * 10 / sqrt(3) = 60.0 ± 24.8.
+    assert rows[1][:4] == ["| resnet18", "60.0 ± 24.8", "50.0, 60.0, 70.0", "—"]
+    # vt_resnet18 is 10 points better at every seed: the paired interval has no width.
+    assert rows[2][:4] == ["| vt_resnet18", "70.0 ± 24.8", "60.0, 70.0, 80.0", "+10.0 ± 0.0"]
+    assert rows[2][4:] == ["0.250", "11.00", "101 |"]
+
+
+def test_bad_spec_is_a_one_line_usage_error(acc: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        acc.main(["--models", "resnet18", "resnet19"])
+    assert exit_.value.code == 2
+    assert "unknown classifier 'resnet19'" in capsys.readouterr().err
+
+
+def test_training_seed_changes_the_order_not_the_data(acc: ModuleType) -> None:
+    args, _, _ = acc.parse_args(["--models", "resnet18", *TINY])
+    a, b = acc.make_datamodule(args, 0), acc.make_datamodule(args, 1)
+    for split in ("train_set", "val_set"):
+        assert torch.equal(getattr(a, split).load(3)["image"], getattr(b, split).load(3)["image"])
+    order = [[key.index for key in dm.train_dataloader().sampler] for dm in (a, b)]
+    assert sorted(order[0]) == sorted(order[1]) and order[0] != order[1]
+    # The same training seed gives the same order (model A and model B of one seed).
+    assert [k.index for k in acc.make_datamodule(args, 1).train_dataloader().sampler] == order[1]
+
+
+def test_two_models_two_seeds_end_to_end(
+    acc: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = ["resnet18", "vt_resnet18:token_channels=64,num_tokens=4"]
+    out = tmp_path / "runs.json"
+    assert acc.main(["--models", *models, "--seeds", "2", *TINY, "--json", str(out)]) == 0
+    printed = capsys.readouterr()
+
+    rows = [line for line in printed.out.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == models
+    assert "GFLOPs @ 32px" in printed.out
+    assert len([line for line in printed.err.splitlines() if line.startswith("[")]) == 4  # progress
+
+    runs = json.loads(out.read_text())["runs"]
+    assert sorted((r["model"], r["seed"]) for r in runs) == sorted((m, s) for m in models for s in (0, 1))
+    # Interleaved by seed: every model at seed 0 before any at seed 1.
+    assert [r["seed"] for r in runs] == [0, 0, 1, 1]
+    for r in runs:
+        assert 0.0 <= r["top1"] <= 1.0 and 0.0 <= r["top5"] <= 1.0
+        assert r["steps"] == 2 and r["seconds"] > 0
+        assert r["images_per_sec"] is not None and r["images_per_sec"] > 0
+        assert r["gflops"] > 0 and r["mparams"] > 0
+    vt = [r for r in runs if r["model"] == models[1]]
+    assert vt[0]["options"] == {"token_channels": 64, "num_tokens": 4}
+    # Seeds differ in initialisation and order. Top-1 on 16 images may tie between seeds; the
+    # validation loss of a differently trained model does not.
+    per_seed: dict[str, list[float]] = {m: [r["top1"] for r in runs if r["model"] == m] for m in models}
+    assert all(len(v) == 2 for v in per_seed.values())
+    for m in models:
+        losses = [r["val_loss"] for r in runs if r["model"] == m]
+        assert losses[0] != pytest.approx(losses[1], rel=1e-6)
+    # The table's per-seed cells are the JSON's values, in percent.
+    first = rows[0].split(" | ")[2]
+    assert first == ", ".join(f"{100 * v:.1f}" for v in per_seed[models[0]])
