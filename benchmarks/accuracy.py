@@ -42,6 +42,7 @@ keeps the comparison fair, the absolute numbers are not).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import logging
@@ -59,6 +60,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
+from vt.analysis import module_token_diversity
 from vt.data import ImageNetDataModule, SyntheticDataModule, VTDataModule
 from vt.flops import count_image_model
 from vt.models import create_model, list_models
@@ -256,11 +258,34 @@ def run_one(spec: ModelSpec, seed: int, args: argparse.Namespace) -> dict[str, A
     (metrics,) = _trainer(args).validate(task, datamodule=dm, verbose=False)
     seconds = time.perf_counter() - start
     return {
+        **_token_stats(task, dm),
         "model": spec.label, "name": spec.name, "options": spec.options, "seed": seed,
         "top1": float(metrics["val/acc1"]), "top5": float(metrics["val/acc5"]), "val_loss": float(metrics["val/loss"]),
         "images_per_sec": throughput.images_per_sec, "seconds": seconds, "steps": trainer.global_step,
         "image_size": args.image_size, "gflops": gflops, "mparams": mparams,
     }
+
+
+def _token_stats(task: ClassificationTask, dm: VTDataModule) -> dict[str, Any]:
+    """What the trained VT stage's tokens do on the first validation batch (empty for ResNets):
+    per module, ``vt.analysis.TokenDiversity`` as a dict, under ``"tokens"``."""
+    model = task.model
+    if not hasattr(model, "forward_modules"):
+        return {}
+    images = next(iter(dm.val_dataloader()))["image"]
+    model.eval()
+    stats = module_token_diversity(model, images.to(task.device))
+    return {"tokens": [dataclasses.asdict(s) for s in stats]}
+
+
+def _token_cell(runs: list[dict[str, Any]]) -> str:
+    """Last VT module, mean over seeds: attention-map cosine, distinct argmax pixels, token cosine."""
+    last = [r["tokens"][-1] for r in runs if r.get("tokens")]
+    if not last:
+        return "—"
+    mean = lambda key: statistics.fmean(t[key] for t in last)  # noqa: E731
+    return (f"{mean('attention_cosine'):.2f} / {mean('distinct_argmax'):.1f} of {last[0]['num_maps']} "
+            f"({last[0]['num_pixels']} px) / {mean('token_cosine'):.2f}")
 
 
 def _pct(mean: float, half: float) -> str:
@@ -281,6 +306,7 @@ def summarise(results: list[dict[str, Any]]) -> str:
     header = [
         "model", "val top-1 %", f"per seed ({', '.join(map(str, seeds))})", f"Δ top-1 vs {first_label} (paired)",
         f"GFLOPs @ {size}px", "params (M)", "train img/s",
+        "last VT module: map cosine / distinct argmax / token cosine",
     ]
     rows = []
     for label, runs in by_model.items():
@@ -295,6 +321,7 @@ def summarise(results: list[dict[str, Any]]) -> str:
             label, _pct(*t_interval(top1)), ", ".join(f"{100 * v:.1f}" for v in top1), delta,
             f"{runs[0]['gflops']:.3f}", f"{runs[0]['mparams']:.2f}",
             f"{statistics.fmean(speeds):.0f}" if speeds else "n/a",
+            _token_cell(runs),
         ])
     n = {len(runs) for runs in by_model.values()}
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -303,7 +330,10 @@ def summarise(results: list[dict[str, Any]]) -> str:
         "",
         f"val top-1: mean ± 95 % Student-t interval over {'/'.join(map(str, sorted(n)))} seeds "
         "(t_{0.975,n-1} · sd / √n); Δ: the same over per-seed differences to the first row. "
-        "img/s: training steps, data loading included, mean over seeds (varies on a shared machine).",
+        "img/s: training steps, data loading included, mean over seeds (varies on a shared machine). "
+        "Token columns (`vt.analysis.token_diversity`, first validation batch, mean over seeds): mean "
+        "pairwise cosine of the tokenizer's attention maps, distinct argmax pixels, mean pairwise "
+        "cosine of the output tokens.",
     ]
     return "\n".join(lines)
 

@@ -96,7 +96,18 @@ def test_summarise_rows_intervals_and_paired_difference(acc: ModuleType) -> None
     assert rows[1][:4] == ["| resnet18", "60.0 ± 24.8", "50.0, 60.0, 70.0", "—"]
     # vt_resnet18 is 10 points better at every seed: the paired interval has no width.
     assert rows[2][:4] == ["| vt_resnet18", "70.0 ± 24.8", "60.0, 70.0, 80.0", "+10.0 ± 0.0"]
-    assert rows[2][4:] == ["0.250", "11.00", "101 |"]
+    assert rows[2][4:] == ["0.250", "11.00", "101", "— |"]
+
+
+def test_summarise_reports_the_last_modules_token_diversity(acc: ModuleType) -> None:
+    def run(seed: int, cosine: float) -> dict[str, object]:
+        tokens = {"attention_cosine": cosine, "distinct_argmax": 8.0 + seed, "token_cosine": 0.5,
+                  "effective_rank": 3.0, "num_tokens": 16, "num_maps": 16, "num_pixels": 49}
+        return {"model": "vt_resnet18", "seed": seed, "top1": 0.5, "images_per_sec": 1.0, "image_size": 112,
+                "gflops": 0.4, "mparams": 11.0, "tokens": [dict(tokens, attention_cosine=0.9), tokens]}
+
+    row = acc.summarise([run(0, 0.2), run(1, 0.4)]).splitlines()[2]
+    assert row.endswith("| 0.30 / 8.5 of 16 (49 px) / 0.50 |")
 
 
 def test_bad_spec_is_a_one_line_usage_error(acc: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
@@ -141,6 +152,9 @@ def test_two_models_two_seeds_end_to_end(
         assert r["gflops"] > 0 and r["mparams"] > 0
     vt = [r for r in runs if r["model"] == models[1]]
     assert vt[0]["options"] == {"token_channels": 64, "num_tokens": 4}
+    # VT runs report each module's token diversity (two modules, four tokens each); ResNets none.
+    assert [len(r["tokens"]) for r in vt] == [2, 2] and vt[0]["tokens"][1]["num_tokens"] == 4
+    assert all("tokens" not in r for r in runs if r["model"] == models[0])
     # Seeds differ in initialisation and order. Top-1 on 16 images may tie between seeds; the
     # validation loss of a differently trained model does not.
     per_seed: dict[str, list[float]] = {m: [r["top1"] for r in runs if r["model"] == m] for m in models}

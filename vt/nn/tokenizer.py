@@ -12,14 +12,36 @@ Implementation choices the paper leaves open (spec §2.5), stated here once:
     a value projection of every pixel, at L/HW of the cost (spec §5.4: no C×C weight may touch every
     pixel).
   * ``W_A`` is a bias-free 1×1 convolution; the filter tokenizer's spatial softmax is unscaled, as
-    in Eq. (1). The recurrent tokenizer (Eq. 3-4 leave the scale open) LayerNorms its queries
-    ``W_R = T_in W_{T->R}`` over their C channels and scales its logits ``X W_Rᵀ`` by ``1/√C``
-    (query normalisation, as in "QK-norm" transformers). Without it ``W_R`` has entries of the
-    tokens' size, which follows the trunk's activations, where a learned ``W_A`` has entries
-    O(1/√C): the logits spread tens of times wider than the filter tokenizer's and the softmax is
-    one-hot from the first step (entropy 0.01 of 5.28 nats at init on VT-R34's 14×14 map), passing
-    back almost no gradient. Training may still sharpen it (it does on the synthetic shapes'
-    4×4 maps), but by learning to. Cost: ``2 C`` parameters and a LayerNorm over L queries.
+    in Eq. (1). Each of its L filters is initialised as a random direction of unit norm (entries
+    N(0, 1/C)), the scale of the recurrent tokenizer's normalised, ``1/√C``-scaled queries, so
+    both tokenizers start with logits that spread like the pixels' deviations. PyTorch's default
+    convolution init is √3 times smaller, which left the first module's maps of a fresh
+    VT-ResNet-18 nearly uniform, hence nearly equal (``docs/method.md``, "Distinct tokens").
+  * The recurrent tokenizer builds its queries from the previous tokens **centred over the token
+    axis**, ``W_R = LN((T_in - mean_L T_in) W_{T->R})``, and scales its logits ``X W_Rᵀ`` by
+    ``1/√C``. Why each step (``docs/method.md``, "Distinct tokens", has the measurements):
+
+    - *Centring.* Tokens are attention-weighted averages of post-ReLU pixels, and such pixels
+      share a large common vector (the image's mean feature), so every token carries it; the
+      transformer's residual token mixing adds more of it. ``W_{T->R}`` is linear: it maps that
+      shared vector to the same query for every token, and once it dominates, all L queries point
+      the same way, every token attends to the same pixel, and the next module runs on one token
+      repeated L times (this is what the literal Eq. 3 does from the second module on, at
+      initialisation and after training). What the new queries should be made of is what the
+      previous tokens *differ* in; subtracting their mean removes exactly the shared part (any
+      vector added to all tokens leaves the queries unchanged) and costs no parameters and no
+      counted FLOPs. The carried-over tokens (``recurrent_tokens < L``) are returned uncentred.
+    - *Query LayerNorm and 1/√C.* Centred queries have entries of the size of the tokens'
+      differences, which follow the trunk's activations, where a learned ``W_A`` has entries
+      O(1/√C). Normalised and scaled, each query is a unit direction and its logits spread like the
+      pixels' deviations along it, as the filter tokenizer's do; unnormalised ones could make the
+      softmax one-hot from the first step and pass back almost no gradient. The LayerNorm's gain
+      learns the temperature. Cost: ``2 C`` parameters and a LayerNorm over L queries.
+    - Normalising the pixels (keys) before the spatial softmax was tried with the centring and
+      not kept: it made the maps flatter, not more distinct, at initialisation.
+
+    ``norm=False, scale=1.0, center=False`` is the literal Eq. (3)-(4)
+    (``VisualTransformer(literal_tokenizer=True)``).
 """
 
 from __future__ import annotations
@@ -55,6 +77,8 @@ class FilterTokenizer(nn.Module):
         super().__init__()
         self.num_tokens = num_tokens
         self.filter = nn.Conv2d(in_channels, num_tokens, kernel_size=1, bias=False)  # W_A
+        # Each token's filter starts as a random direction of unit norm (module docstring).
+        nn.init.normal_(self.filter.weight, std=in_channels**-0.5)
         self.proj = _token_projection(in_channels, token_channels)
 
     def forward(
@@ -76,7 +100,8 @@ class FilterTokenizer(nn.Module):
 class RecurrentTokenizer(nn.Module):
     """Recurrent tokenizer, spec §2.2: the previous module's tokens decide what to look for.
 
-    ``W_R = T_in W_{T->R}`` (Eq. 3), ``T = softmax_HW(X W_Rᵀ)ᵀ X`` (Eq. 4), then C -> C_T.
+    ``W_R = T_in W_{T->R}`` (Eq. 3; by default from the centred, and then normalised, tokens),
+    ``T = softmax_HW(X W_Rᵀ)ᵀ X`` (Eq. 4), then C -> C_T.
 
     With ``recurrent_tokens < L`` (the earlier arXiv versions' pseudo code: half of them) only the
     last ``recurrent_tokens`` input tokens are turned into new ones; the first ``L - recurrent_tokens``
@@ -89,8 +114,10 @@ class RecurrentTokenizer(nn.Module):
         prev_token_channels: channels of the incoming tokens (default C_T).
         recurrent_tokens: how many tokens are recomputed (default all L).
         scale: multiplies the logits ``X W_Rᵀ`` before the spatial softmax (default ``1/√C``).
-        norm: LayerNorm the queries ``W_R`` (default). ``norm=False,
-            scale=1.0`` is the literal Eq. 3-4; see the module docstring for why it is not used.
+        norm: LayerNorm the queries ``W_R`` (default).
+        center: build the queries from the tokens minus their mean over the L tokens (default).
+            ``norm=False, scale=1.0, center=False`` is the literal Eq. 3-4; see the module
+            docstring for why it is not the default.
     """
 
     def __init__(
