@@ -43,6 +43,8 @@ def test_token_ablation_notebook_trains_every_token_count(
     numbers = json.loads((tmp_path / "token_ablation.json").read_text())
     tokens = [r["num_tokens"] for r in numbers["models"]]
     assert tokens == [None, 2, 4, 8, 16, 32] and (tmp_path / "token_ablation.png").is_file()
+    diversity = [r["token_diversity"] for r in numbers["models"]]
+    assert diversity[0] is None and [d["num_tokens"] for d in diversity[1:]] == tokens[1:]
 
 
 @pytest.mark.slow
@@ -53,6 +55,9 @@ def test_token_attention_notebook_measures_and_draws_attention(
     numbers = json.loads((tmp_path / "token_attention.json").read_text())
     figures = ["token_attention.png", "vtfpn_attention.png", "vtfpn_segmentation.png", "vtfpn_token_relations.png"]
     assert len(numbers["vt_resnet"]) == 4 and len(numbers["vtfpn"]["levels"]) == 4
+    diversity = numbers["token_diversity"]
+    assert all(len(diversity[state]) == 2 for state in ("trained", "untrained"))
+    assert [d["num_pixels"] for d in diversity["multi_object"]["trained"]] == [49, 49]  # the 7×7 map
     assert all((tmp_path / f).is_file() for f in figures)
 
 
