@@ -10,6 +10,11 @@ tokenizer, ``literal`` builds its queries from the tokens as they are (Eq. 3 as 
 ``center_tokens=False``). ``eval``: BatchNorm with its initial running statistics (identity);
 ``train``: BatchNorm with batch statistics, what the first training step sees. Trained models:
 ``benchmarks/accuracy.py`` reports the same numbers after training.
+
+``--diagnose`` follows the second module's queries step by step (docs/method.md §8): the pairwise
+cosine of the first module's tokens before and after its transformer, how much longer their mean
+is than their spread around it, and the pairwise cosine of ``T_in W_{T->R}`` as it is, after the
+query LayerNorm, and centred.
 """
 
 from __future__ import annotations
@@ -18,10 +23,28 @@ import argparse
 
 import torch
 
-from vt.analysis import module_token_diversity
+from vt.analysis import mean_pairwise_cosine, module_token_diversity
 from vt.models import create_model
 
 MODELS = ["vt_resnet18", "vt_resnet34", "vt_resnet50", "vt_resnet101"]
+
+
+@torch.no_grad()
+def diagnose(name: str, images: torch.Tensor, seed: int) -> str:
+    """The second module's query construction on a fresh ``name`` (eval mode), as one table row."""
+    torch.manual_seed(seed)
+    model = create_model(name).eval()
+    first = model.forward_modules(images)[0]
+    pooled, _ = model.layer4.blocks[0].tokenizer(model._trunk(images)[2])
+    tokens = first.tokens
+    mean = tokens.mean(dim=1, keepdim=True)
+    spread = (tokens - mean).norm(dim=-1).mean()
+    tokenizer = model.layer4.blocks[1].tokenizer
+    raw = tokenizer.token_to_filter(tokens)
+    centred = tokenizer.token_to_filter(tokens - mean)
+    cos = lambda x: f"{mean_pairwise_cosine(x).mean().item():.3f}"  # noqa: E731
+    return (f"| {name} | {cos(pooled)} | {cos(tokens)} | {(mean.norm(dim=-1).mean() / spread).item():.1f} "
+            f"| {cos(raw)} | {cos(tokenizer.norm(raw))} | {cos(tokenizer.norm(centred))} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,10 +54,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--diagnose", action="store_true", help="the second module's queries, step by step")
     args = parser.parse_args(argv)
 
     images = torch.randn(args.batch, 3, args.image_size, args.image_size,
                          generator=torch.Generator().manual_seed(args.seed))
+    if args.diagnose:
+        print("| model | module-1 tokens, pooled | after its transformer | ‖mean‖ / spread "
+              "| T_in W_{T→R} | after query LN | centred, after LN |")
+        print("|---|---|---|---|---|---|---|")
+        for name in args.models:
+            print(diagnose(name, images, args.seed), flush=True)
+        print("\nMean pairwise cosines over the L tokens (queries), fresh models in eval mode.")
+        return
     print("| model | tokenizer | BN | module | map cosine | distinct argmax | token cosine | effective rank |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models:
