@@ -62,7 +62,7 @@ from lightning.pytorch.callbacks import Callback
 
 from vt.analysis import module_token_diversity
 from vt.data import ImageNetDataModule, SyntheticDataModule, VTDataModule
-from vt.flops import count_image_model
+from vt.flops import count_image_model, format_table
 from vt.models import create_model, list_models
 from vt.models.registry import builder_signature
 from vt.tasks import CLASSIFICATION_RECIPES, ClassificationTask
@@ -123,19 +123,14 @@ def parse_model_spec(text: str) -> ModelSpec:
 
     Values are read with ``yaml.safe_load`` (so ``32`` is an int, ``true`` a bool, ``filter`` a
     string). Raises a one-line ``ValueError`` for an unknown classifier, a malformed or repeated
-    option, or an option its builder does not take (a builder with ``**kwargs``, as the
-    VT-ResNets' for VT-stage options, is checked by building the model: see `main`). A value
-    cannot contain a comma.
+    option, or an option its builder does not take. A value cannot contain a comma.
     """
     name, _, rest = text.partition(":")
     name = name.strip()
     models = list_models("classification")
     if name not in models:
         raise ValueError(f"unknown classifier {name!r} in {text!r}; choose from {', '.join(models)}")
-    takes = builder_signature(name).parameters
-    # A builder with **kwargs (the VT-ResNets pass VT-stage options through) is checked when built.
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in takes.values())
-    named = [k for k, p in takes.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    named = list(builder_signature(name).parameters)
     options: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, eq, value = item.partition("=")
@@ -147,7 +142,7 @@ def parse_model_spec(text: str) -> ModelSpec:
         # The datamodule decides the classes; the recipe decides drop_path/dropout (see --recipe).
         if key == "num_classes":
             raise ValueError(f"{text!r}: num_classes comes from the data, not from the model spec")
-        if key not in named and not open_ended:
+        if key not in named:
             raise ValueError(f"{name!r} does not take {key!r}; its builder takes: {', '.join(named)}")
         options[key] = yaml.safe_load(value)
     return ModelSpec(text, name, options)
@@ -324,9 +319,8 @@ def summarise(results: list[dict[str, Any]]) -> str:
             _token_cell(runs),
         ])
     n = {len(runs) for runs in by_model.values()}
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += [
+    lines = [
+        format_table(header, rows),
         "",
         f"val top-1: mean ± 95 % Student-t interval over {'/'.join(map(str, sorted(n)))} seeds "
         "(t_{0.975,n-1} · sd / √n); Δ: the same over per-seed differences to the first row. "

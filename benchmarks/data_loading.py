@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from synthetic_imagefolder import write_split
 
 from vt.data import ImageNetDataModule, SyntheticDataModule, SyntheticShapes, VTDataModule
 
@@ -45,16 +45,13 @@ def loader_rate(datamodule: VTDataModule, count: int) -> float:
 
 
 def write_image_folder(root: Path, images_per_class: int) -> None:
-    """An ImageNet-layout folder of JPEGs (synthetic scenes, so they compress like photos)."""
-    scenes = SyntheticShapes(images_per_class * FOLDER_CLASSES, FOLDER_IMAGE_SIZE, num_classes=FOLDER_CLASSES)
-    for index in range(len(scenes)):
-        sample = scenes[index]
-        for split in ("train", "val"):
-            folder = root / split / f"n{sample['label']:08d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            if split == "train" or index < FOLDER_CLASSES:
-                image = Image.fromarray(sample["image"].permute(1, 2, 0).numpy())
-                image.save(folder / f"{index}.JPEG", quality=90)
+    """An ImageNet-layout folder of JPEGs (synthetic scenes, so they compress like photos).
+
+    ``images_per_class`` training images per class; one validation image per class.
+    """
+    for split, count in (("train", images_per_class * FOLDER_CLASSES), ("val", FOLDER_CLASSES)):
+        scenes = SyntheticShapes(count, FOLDER_IMAGE_SIZE, num_classes=FOLDER_CLASSES, split=split)
+        write_split(scenes, root / split, quality=90)
 
 
 def training_rate(model_name: str, image_size: int, batch_size: int, count: int) -> float:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import sys
 import warnings
 from collections.abc import Callable
@@ -38,8 +39,19 @@ import torch.nn.functional as F
 from _timing import Ratio, interleave, machine, peak_memory, tune_allocator
 from torch import Tensor, nn
 
-from vt.flops import count, count_model
+from vt.flops import (
+    TABLE_FORMATS,
+    NeckOnMaps,
+    NeckRefinement,
+    TokensOnly,
+    count,
+    count_model,
+    count_neck,
+    feature_shapes,
+    format_table,
+)
 from vt.models import create_model
+from vt.nn import fold_batchnorm
 
 CLASSIFIER_PAIRS = {"r18": 18, "r34": 34, "r50": 50, "r101": 101}
 NECK_PAIRS = {"fpn": 50}
@@ -70,40 +82,6 @@ HEADER = ["pair", "mode", "batch", "baseline img/s", "VT img/s", "speed-up (best
           "speed-up (median)", "FLOPs ratio", "speed-up / FLOPs ratio", "peak MiB (base / VT)"]
 
 
-class _TokensOnlyStage(nn.Module):
-    """The VT stage as the classifier runs it: tokens out, last projector skipped."""
-
-    def __init__(self, stage: nn.Module) -> None:
-        super().__init__()
-        self.stage = stage
-
-    def forward(self, c4: Tensor) -> Tensor:
-        return self.stage(c4, project_last=False).tokens
-
-
-class _NeckOnMaps(nn.Module):
-    """A neck with positional maps in and a tuple out (for fvcore's tracer and ``torch.compile``)."""
-
-    def __init__(self, neck: nn.Module) -> None:
-        super().__init__()
-        self.neck = neck
-        self.names = [f.name for f in neck.in_features]
-
-    def forward(self, *maps: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.neck(dict(zip(self.names, maps))).values())
-
-
-class _Refinement(nn.Module):
-    """The part of a neck VT replaces: FPN's 3×3 convolutions or VT-FPN's VT modules."""
-
-    def __init__(self, neck: nn.Module) -> None:
-        super().__init__()
-        self.neck = neck
-
-    def forward(self, *merged: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.neck.refine(list(merged)))
-
-
 @dataclass
 class Workload:
     """One mode of one pair: the two modules, their inputs, the batch and how a step runs."""
@@ -125,14 +103,14 @@ def classifier_workloads(depth: int, args: argparse.Namespace, device: torch.dev
     flops = count_model(f"resnet{depth}", args.size).flops / count_model(f"vt_resnet{depth}", args.size).flops
     c4_size = (1, base.feature_info[2].channels, args.size // 16, args.size // 16)
     stage_flops = count(base.layer4, torch.zeros(c4_size)).flops / count(
-        _TokensOnlyStage(vt.layer4), torch.zeros(c4_size)).flops
+        TokensOnly(vt.layer4), torch.zeros(c4_size)).flops
     out: list[Workload] = []
     if "infer" in args.modes:
         x = torch.randn(args.batch, 3, args.size, args.size)
         out.append(Workload("infer", (base, vt), (x,), args.batch, flops))
     if "stage" in args.modes:
         c4 = torch.randn(args.batch, *c4_size[1:])
-        out.append(Workload("stage", (base.layer4, _TokensOnlyStage(vt.layer4)), (c4,), args.batch, stage_flops))
+        out.append(Workload("stage", (base.layer4, TokensOnly(vt.layer4)), (c4,), args.batch, stage_flops))
     if "train" in args.modes:
         x = torch.randn(args.train_batch, 3, args.size, args.size)
         y = torch.randint(0, 1000, (args.train_batch,), device=device)
@@ -142,11 +120,9 @@ def classifier_workloads(depth: int, args: argparse.Namespace, device: torch.dev
 
 
 def neck_workloads(depth: int, args: argparse.Namespace, device: torch.device) -> list[Workload]:
-    from vt.seg_flops import count_neck, feature_shapes
-
     fpn, vtfpn = (create_model(f"{n}_resnet{depth}") for n in ("fpn", "vtfpn"))
     shapes = feature_shapes(fpn.backbone, args.seg_size, args.seg_size)
-    necks = (_NeckOnMaps(fpn.neck), _NeckOnMaps(vtfpn.neck))
+    necks = (NeckOnMaps(fpn.neck), NeckOnMaps(vtfpn.neck))
     names = necks[0].names
     flops = count_neck(fpn.neck, shapes) / count_neck(vtfpn.neck, shapes)
 
@@ -155,7 +131,7 @@ def neck_workloads(depth: int, args: argparse.Namespace, device: torch.device) -
 
     with torch.no_grad():
         merged_shapes = [m.shape[1:] for m in fpn.neck.merge({n: t for n, t in zip(names, maps(1))})]
-    refine = (_Refinement(fpn.neck), _Refinement(vtfpn.neck))
+    refine = (NeckRefinement(fpn.neck), NeckRefinement(vtfpn.neck))
     refine_flops = (count(refine[0], *(torch.zeros(1, *s) for s in merged_shapes)).flops
                     / count(refine[1], *(torch.zeros(1, *s) for s in merged_shapes)).flops)
     out: list[Workload] = []
@@ -210,7 +186,9 @@ def _max_diff(a: object, b: object) -> float:
 
 def run_workload(pair: str, w: Workload, args: argparse.Namespace, device: torch.device,
                  compiled: bool) -> Row:
-    modules = tuple(m.to(device) for m in w.modules)
+    # Inference times the deployed models: BatchNorms folded, on copies the training rows do not share.
+    deployed = w.modules if w.loss is not None else tuple(fold_batchnorm(copy.deepcopy(m).eval()) for m in w.modules)
+    modules = tuple(m.to(device) for m in deployed)
     if args.channels_last:
         modules = tuple(m.to(memory_format=torch.channels_last) for m in modules)
     w.inputs = tuple(_format(t.to(device), args.channels_last) for t in w.inputs)
@@ -226,13 +204,6 @@ def run_workload(pair: str, w: Workload, args: argparse.Namespace, device: torch
     memory = tuple(peak_memory(steps[n], device) for n in ("baseline", "vt"))
     return Row(pair, w.mode, compiled, w.batch, Ratio(times["baseline"], times["vt"]), w.flops_ratio,
                memory, max_diff)  # type: ignore[arg-type]
-
-
-def _table(rows: list[list[str]], header: list[str], fmt: str) -> str:
-    if fmt == "csv":
-        return "\n".join(",".join(r) for r in [header, *rows])
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -260,7 +231,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(CPU device and --threads 1 only)")
     p.add_argument("--allocator", choices=["tuned", "system"], default="tuned",
                    help="tuned: keep freed memory in glibc's heap (CPU; see _timing.tune_allocator)")
-    p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    p.add_argument("--format", choices=TABLE_FORMATS, default="markdown")
     return p.parse_args(argv)
 
 
@@ -295,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_workload(label, w, args, device, compiled)
                 rows.append(row)
                 note = "" if row.max_diff is None else f"  (compiled vs eager: max rel. diff {row.max_diff:.1e})"
-                print(_table([row.cells()], HEADER, "csv").splitlines()[1] + note, flush=True)
+                print(",".join(row.cells()) + note, flush=True)
     print()
-    print(_table([r.cells() for r in rows], HEADER, args.format))
+    print(format_table(HEADER, [r.cells() for r in rows], args.format))
     diffs = [r.max_diff for r in rows if r.max_diff is not None]
     if diffs:
         print(f"\ntorch.compile vs eager, inference outputs: largest relative difference {max(diffs):.1e}")

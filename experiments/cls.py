@@ -1,7 +1,7 @@
 """Train an image classifier: ``python experiments/cls.py --backbone vt_resnet34``.
 
 Synthetic shapes by default (no files needed, a few minutes on a CPU); ``--data imagenet
---data-dir PATH`` for ImageNet; ``--recipe standard|advanced`` for the paper's recipes (spec §6);
+--data-dir PATH`` for ImageNet; ``--recipe standard|advanced`` for the paper's recipes (method §6);
 ``--config experiments/configs/imagenet_advanced.yaml`` for a whole paper configuration; every
 Lightning Trainer flag as ``--trainer.<flag>``. ``--help`` lists everything, ``--print_config``
 shows the resolved config. See ``vt/cli.py`` for the run directory and exit codes.

@@ -1,8 +1,8 @@
-"""Reproduce the paper's efficiency tables with fvcore (spec §5).
+"""Reproduce the paper's efficiency tables with fvcore (method §5).
 
     python experiments/flops.py                    # classification table + Table 1 stage reductions
     python experiments/flops.py --ablations        # plus the §5.1 ablation table
-    python experiments/flops.py --task seg         # segmentation table (spec §5.2)
+    python experiments/flops.py --task seg         # segmentation table (method §5.2)
     python experiments/flops.py --format csv
 """
 
@@ -12,12 +12,15 @@ import argparse
 import sys
 import warnings
 
-
-def _table(header: list[str], rows: list[list[str]], fmt: str) -> str:
-    if fmt == "csv":
-        return "\n".join(",".join(r) for r in [header, *rows])
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+from vt.flops import (
+    COUNTING_NOTE,
+    TABLE_FORMATS,
+    ablation_table,
+    classification_table,
+    format_table,
+    segmentation_table,
+    stage_table,
+)
 
 
 def _pct(x: float) -> str:
@@ -25,16 +28,14 @@ def _pct(x: float) -> str:
 
 
 def classification(fmt: str, size: int, ablations: bool) -> str:
-    from vt.flops import ablation_table, classification_table, stage_table
-
-    out = [f"## Classification at {size}x{size}, 1000 classes (paper Table 2 / Table 8; spec §5.1)", ""]
+    out = [f"## Classification at {size}x{size}, 1000 classes (paper Table 2 / Table 8; method §5.1)", ""]
     rows = [
         [r.model, r.source, f"{r.gflops:.3f}", f"{r.paper_gflops:.3f}", _pct(r.d_flops),
          f"{r.mparams:.2f}", f"{r.paper_mparams:.1f}", _pct(r.d_params)]
         for r in classification_table(size)
     ]
-    out.append(_table(["model", "paper row", "GFLOPs", "paper GFLOPs", "diff", "params (M)",
-                       "paper params (M)", "diff"], rows, fmt))
+    out.append(format_table(["model", "paper row", "GFLOPs", "paper GFLOPs", "diff", "params (M)",
+                             "paper params (M)", "diff"], rows, fmt))
     out += ["", "## Replaced stage: ResNet's last stage vs the VT stage (paper Table 1)", ""]
     rows = [
         [f"R{r.depth}", f"{r.resnet_stage_gflops:.3f}", f"{r.vt_stage_gflops:.3f}",
@@ -43,26 +44,24 @@ def classification(fmt: str, size: int, ablations: bool) -> str:
          f"{r.total_reduction:.2f}x", f"{r.paper_total_reduction:.2f}x"]
         for r in stage_table(size)
     ]
-    out.append(_table(["backbone", "ResNet stage GFLOPs", "VT stage GFLOPs", "stage reduction",
-                       "paper", "ResNet stage params (M)", "VT stage params (M)",
-                       "total reduction", "paper"], rows, fmt))
+    out.append(format_table(["backbone", "ResNet stage GFLOPs", "VT stage GFLOPs", "stage reduction",
+                             "paper", "ResNet stage params (M)", "VT stage params (M)",
+                             "total reduction", "paper"], rows, fmt))
     if ablations:
-        out += ["", "## Ablations (paper, default recipe; spec §5.1), one parametrised VT-ResNet", ""]
+        out += ["", "## Ablations (paper, default recipe; method §5.1), one parametrised VT-ResNet", ""]
         rows = [
             [r.variant, f"R{r.depth}", f"{r.mflops:.0f}", f"{r.paper_mflops:.0f}",
              _pct(r.mflops / r.paper_mflops - 1), f"{r.mparams:.2f}", f"{r.paper_mparams:.1f}",
              _pct(r.mparams / r.paper_mparams - 1)]
             for r in ablation_table(size)
         ]
-        out.append(_table(["variant", "model", "MFLOPs", "paper MFLOPs", "diff", "params (M)",
-                           "paper params (M)", "diff"], rows, fmt))
+        out.append(format_table(["variant", "model", "MFLOPs", "paper MFLOPs", "diff", "params (M)",
+                                 "paper params (M)", "diff"], rows, fmt))
     return "\n".join(out)
 
 
 def segmentation(fmt: str) -> str:
-    from vt.seg_flops import segmentation_table
-
-    out = ["## Segmentation: the paper's VT-FPN table (spec §5.2)", "",
+    out = ["## Segmentation: the paper's VT-FPN table (method §5.2)", "",
            "neck = the FPN / VT-FPN module on C2..C5; total = backbone + neck + semantic head; "
            "reductions are FPN / VT-FPN on the same backbone and input.", ""]
     rows = []
@@ -75,21 +74,19 @@ def segmentation(fmt: str) -> str:
             f"{r.neck_reduction:.2f}x" if vt else "", f"{r.paper_neck_reduction:.2f}x" if vt else "",
             f"{r.total_reduction:.2f}x" if vt else "", f"{r.paper_total_reduction:.2f}x" if vt else "",
         ])
-    out.append(_table(["dataset", "input", "model", "neck GFLOPs", "paper", "diff", "total GFLOPs",
-                       "paper", "diff", "neck reduction", "paper", "total reduction", "paper"], rows, fmt))
+    out.append(format_table(["dataset", "input", "model", "neck GFLOPs", "paper", "diff", "total GFLOPs", "paper",
+                             "diff", "neck reduction", "paper", "total reduction", "paper"], rows, fmt))
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=["cls", "seg"], default="cls")
-    parser.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    parser.add_argument("--format", choices=TABLE_FORMATS, default="markdown")
     parser.add_argument("--size", type=int, default=224, help="classification input size")
     parser.add_argument("--ablations", action="store_true", help="also print the ablation table")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    from vt.flops import COUNTING_NOTE
-
     if args.task == "cls":
         body = classification(args.format, args.size, args.ablations)
     else:

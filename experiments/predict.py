@@ -25,17 +25,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
+from vt.data.files import load_rgb
 from vt.data.transforms import PadTo, classification_eval, finalize
 from vt.inference import load_model, read_checkpoint
 from vt.models import model_task
-
-
-def read_image(path: str) -> tv_tensors.Image:
-    """``path`` as a uint8 ``(3, H, W)`` image (grayscale, CMYK and alpha converted to RGB)."""
-    with Image.open(path) as image:
-        return tv_tensors.Image(TF.pil_to_tensor(image.convert("RGB")))
 
 
 def classify(model: torch.nn.Module, image: tv_tensors.Image, size: int, names: list[str], k: int) -> str:
@@ -73,7 +67,7 @@ def main() -> int:
     try:
         info, _ = read_checkpoint(args.checkpoint)
         model = load_model(args.checkpoint, device=args.device)
-        images = [read_image(path) for path in args.images]
+        images = [load_rgb(path) for path in args.images]
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The attention analyses of spec §5.3."""
+"""The attention analyses of method §5.3."""
 
 from __future__ import annotations
 

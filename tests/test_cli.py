@@ -96,6 +96,34 @@ def test_bad_arguments_are_one_line_errors(
     assert err.startswith(message) and err.count("\n") == 1
 
 
+def test_help_shows_the_typed_model_settings_with_types_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main("classification", CLS, ["--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "--model.vt.num_tokens NUM_TOKENS" in flat and "(type: int, default: 16)" in flat
+
+
+@pytest.mark.parametrize(("task", "aliases", "argv", "message"), [
+    ("classification", CLS, ["--model.vt.num_tokens", "abc"],
+     "error: model.vt.num_tokens: Expected a <class 'int'>. Got value: abc"),
+    ("classification", CLS, ["--backbone", "resnet18", "--model.vt.num_tokens", "32"],
+     "error: model 'resnet18' does not take 'num_tokens'; it takes: num_classes, dropout"),
+    ("segmentation", SEG, ["--model", "fpn_resnet50", "--model.neck.num_tokens", "16"],
+     "error: fpn_resnet50 does not take num_tokens; neck options: none"),
+])
+def test_bad_model_settings_are_one_line_errors(
+    task: str, aliases: dict[str, str], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(task, aliases, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_typed_model_settings_reach_the_builder() -> None:
+    cli = VTCLI("classification", expand_aliases(["--backbone", "vt_resnet18", "--model.vt.num_tokens", "8"], CLS))
+    assert cli.model.model_args["num_tokens"] == 8 and cli.model.model.layer4.cfg.num_tokens == 8
+
+
 @pytest.mark.parametrize(("task", "aliases", "flag", "other"), [
     ("classification", CLS, "--backbone", "fpn_resnet50"), ("segmentation", SEG, "--model", "resnet18"),
 ])

@@ -1,4 +1,4 @@
-"""The paper's two analyses of what visual tokens attend to (spec §5.3).
+"""The paper's two analyses of what visual tokens attend to (method §5.3).
 
 * **Entropy** of each token's spatial attention ``A[:, l]`` (a distribution over the HW pixels),
   against that of uniform attention, ``ln(HW)``. The paper reports 0.941 vs 12.318 nats on LIP at

@@ -7,14 +7,7 @@ A few short aliases stand for full keys (see ``aliases`` in :func:`main`), e.g.
 ``--backbone vt_resnet34`` is ``--model.name vt_resnet34`` and ``--data imagenet`` is
 ``--data vt.data.ImageNetDataModule``.
 
-Each run writes into one directory, ``runs/<cls|seg>/<model>/version_<N>`` unless ``--run_dir``
-says otherwise (under SLURM or torchrun the job's id replaces ``version_<N>``, so that every
-process, and a requeued job, finds the same directory):
-
-    config.yaml            the full config of the run (``--config`` it to rerun or resume)
-    events.out.tfevents.*  TensorBoard logs
-    csv/version_<k>/       the same metrics as CSV, one folder per session (resumes add one)
-    checkpoints/           last.ckpt (every epoch, and on SIGTERM/SIGUSR1) and best-*.ckpt
+Each run writes everything into one directory (:mod:`vt.run_dir`: where it is, what it holds).
 """
 
 from __future__ import annotations
@@ -26,7 +19,6 @@ import re
 import sys
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -36,14 +28,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from vt.data import DATAMODULES, VTDataModule
+from vt.run_dir import RUN_DIR_ENV, RUNS_ROOT, resolve_run_dir, summary
 from vt.tasks import CLASSIFICATION_RECIPES, TASKS, NonFiniteLossError, PreemptionCheckpoint, VTTask
 from vt.tasks.recipes import resolve_recipe
 
-RUNS_ROOT = "runs"
 SHORT_TASK = {"classification": "cls", "segmentation": "seg"}
-# Lightning starts the other processes of a single-node DDP run by rerunning the command; they
-# read the run directory the first process chose from here.
-RUN_DIR_ENV = "VT_RUN_DIR"
 EXIT_USAGE, EXIT_FAILED, EXIT_PREEMPTED = 2, 1, 128 + 15
 
 # The quick default run: synthetic shapes on a CPU in a few minutes (README, "Training"). Data
@@ -190,68 +179,6 @@ class VTCLI(LightningCLI):
 def _augmentation(recipe: str) -> str:
     """The datamodule augmentation (``data.recipe``) of a classification recipe."""
     return resolve_recipe(CLASSIFICATION_RECIPES, recipe).augmentation
-
-
-def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str | None, num_nodes: int) -> str:
-    """The run directory: explicit, inherited from the launching process, resumed, the job's, or new.
-
-    ``--ckpt_path last`` without ``--run_dir`` continues the run of ``model`` whose ``last.ckpt``
-    was written most recently. Raises ``ValueError`` when there is none, or when processes
-    started separately could not agree on a new directory without ``--run_dir``.
-    """
-    if run_dir:
-        return run_dir
-    if os.environ.get(RUN_DIR_ENV):
-        return os.environ[RUN_DIR_ENV]
-    base = Path(RUNS_ROOT) / task / model
-    if ckpt_path == "last":
-        saved = list(base.glob("*/checkpoints/last.ckpt"))
-        if not saved:
-            raise ValueError(f"--ckpt_path last: no run of {model} under {base} to resume; pass --run_dir")
-        return str(max(saved, key=lambda p: p.stat().st_mtime).parents[1])
-    job = _job_id()
-    if job:
-        return str(base / job)
-    if num_nodes > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError(
-            "processes started separately (several nodes, or torchrun without --rdzv-id) must share "
-            "one directory: pass the same --run_dir to each"
-        )
-    found = (re.fullmatch(r"version_(\d+)", p.name) for p in base.glob("version_*"))
-    versions = [int(m.group(1)) for m in found if m]
-    return str(base / f"version_{max(versions) + 1 if versions else 0}")
-
-
-def _job_id() -> str | None:
-    """A name every process of a SLURM or torchrun job shares (and a requeued SLURM job keeps)."""
-    if os.environ.get("SLURM_ARRAY_JOB_ID"):
-        return f"slurm_{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
-    if os.environ.get("SLURM_JOB_ID"):
-        return f"slurm_{os.environ['SLURM_JOB_ID']}"
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
-    return None if run_id == "none" else f"torchrun_{run_id}"
-
-
-def summary(trainer: Any, run_dir: str, seconds: float) -> str:
-    """The final validation metrics and the paths of everything the run wrote."""
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    lines = [
-        f"finished in {seconds / 60:.1f} min, {trainer.current_epoch} epochs, {trainer.global_step} steps",
-        "final validation: " + "  ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())),
-    ]
-    best, last = (trainer.checkpoint_callbacks + [None, None])[:2]
-    if best is not None and best.best_model_path:
-        lines.append(f"best {best.monitor} {float(best.best_model_score):.4f}: {best.best_model_path}")
-    if last is not None and last.best_model_path:
-        lines.append(f"last checkpoint: {last.best_model_path}")
-    lines += [
-        f"run directory: {run_dir}",
-        f"  config: {os.path.join(run_dir, 'config.yaml')}",
-        f"  TensorBoard: tensorboard --logdir {run_dir}",
-        f"  CSV: {os.path.join(run_dir, 'csv', 'version_*', 'metrics.csv')}",
-        f"resume or extend: --config {os.path.join(run_dir, 'config.yaml')} --ckpt_path last",
-    ]
-    return "\n".join(lines)
 
 
 def main(task: str, aliases: dict[str, str], argv: list[str] | None = None) -> int:

@@ -11,8 +11,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from torch import Tensor
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vt.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def to_rgb(image: Tensor) -> np.ndarray:

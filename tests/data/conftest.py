@@ -1,4 +1,4 @@
-"""Tiny dataset fixtures written in the real on-disk formats (spec §7) into a temporary folder."""
+"""Tiny dataset fixtures written in the real on-disk formats (method §7) into a temporary folder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Writers for tiny datasets in the real on-disk formats (spec §7); conftest.py builds fixtures."""
+"""Writers for tiny datasets in the real on-disk formats (method §7); conftest.py builds fixtures."""
 
 from __future__ import annotations
 

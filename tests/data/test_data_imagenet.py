@@ -85,3 +85,17 @@ def test_imagenet_skip_bad_skips_and_counts_across_workers(imagenet_root: str) -
     datamodule = _setup(imagenet_root, num_workers=2, skip_bad=True, batch_size=2)
     batches = list(datamodule.train_dataloader())
     assert len(batches) == 6 and datamodule.num_skipped == 1
+
+
+def test_imagenet_broken_symlink_is_not_a_sample(imagenet_root: str) -> None:
+    (Path(imagenet_root) / "train" / "n01443537" / "gone.JPEG").symlink_to("absent.JPEG")
+    assert len(_setup(imagenet_root).train_set) == 12
+
+
+def test_imagenet_class_folder_of_broken_symlinks_is_a_layout_error(imagenet_root: str) -> None:
+    folder = Path(imagenet_root) / "train" / "n01443537"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "gone.JPEG").symlink_to("absent.JPEG")
+    with pytest.raises(DatasetError, match="n01443537 holds no images"):
+        _setup(imagenet_root)

@@ -1,4 +1,4 @@
-"""Segmenters (spec §4): FPN / VT-FPN necks, the semantic head, the registered builders.
+"""Segmenters (method §4): FPN / VT-FPN necks, the semantic head, the registered builders.
 
 Reduced widths and small inputs keep this fast; the real sizes are counted in test_fpn_flops.py.
 """
@@ -13,7 +13,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from vt.models import FeatureInfo, create_model, list_models
 from vt.models.backbones import resnet_backbone
 from vt.models.fpn import FPN, VTFPN, PyramidNeck, SemanticFPNHead
-from vt.seg_flops import feature_shapes
+from vt.flops import feature_shapes
 
 SEGMENTERS = ["fpn_resnet101", "fpn_resnet50", "vtfpn_resnet101", "vtfpn_resnet50"]
 SMALL = dict(out_channels=64, head_channels=64)  # GroupNorm(32) needs 2 channels a group at 1×1

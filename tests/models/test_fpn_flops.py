@@ -1,4 +1,4 @@
-"""The paper's segmentation efficiency table (spec §5.2) at its real input sizes, with fvcore.
+"""The paper's segmentation efficiency table (method §5.2) at its real input sizes, with fvcore.
 
 Neck counts need no backbone arithmetic; whole-segmenter counts run ResNet-50/101 at 473×473 or
 800×1216 and are marked slow (about 90 s together on 2 CPU cores).
@@ -10,9 +10,8 @@ import functools
 
 import pytest
 
-from vt.models.backbones import resnet_backbone
-from vt.models.fpn import FPN, VTFPN
-from vt.seg_flops import PAPER_SEGMENTATION, count_neck, feature_shapes, segmentation_table
+from vt.flops import PAPER_SEGMENTATION, count_neck, count_segmenter, feature_shapes, segmentation_table
+from vt.models import create_model
 
 SIZES = {"LIP": (473, 473), "COCO-Stuff": (800, 1216)}
 PAPER_NECK = {(r.dataset, r.model.removesuffix("_resnet50")): r.neck_gflops
@@ -27,9 +26,8 @@ DATASETS = ["LIP", pytest.param("COCO-Stuff", marks=pytest.mark.slow)]
 @functools.cache
 def neck_gflops(dataset: str, kind: str) -> float:
     """GFLOPs of the full-width FPN or VT-FPN neck on ResNet-50's C2..C5 at ``dataset``'s size."""
-    backbone, _ = resnet_backbone(50)
-    neck = {"fpn": FPN, "vtfpn": VTFPN}[kind](backbone.feature_info)
-    return count_neck(neck, feature_shapes(backbone, *SIZES[dataset])) / 1e9
+    model = create_model(f"{kind}_resnet50")
+    return count_neck(model.neck, feature_shapes(model.backbone, *SIZES[dataset])) / 1e9
 
 
 @pytest.fixture(scope="module", params=list(SIZES))
@@ -66,10 +64,7 @@ def test_total_reductions_within_2_percent_of_the_papers(table):
 
 @pytest.mark.slow
 def test_torchvision_strides_miss_the_papers_total():
-    # Why the segmenters' backbones put the stride in the first 1×1 (spec §5.2): with torchvision's
+    # Why the segmenters' backbones put the stride in the first 1×1 (method §5.2): with torchvision's
     # stride in the 3×3, R50 FPN at 473×473 counts 38.6 GFLOPs, +4.0 % against the paper's 37.1.
-    from vt.models import create_model
-    from vt.seg_flops import count_segmenter
-
     _, total = count_segmenter(create_model("fpn_resnet50", stride_in_1x1=False), 473, 473)
     assert total / 1e9 / 37.1 - 1 > TOLERANCE

@@ -1,4 +1,4 @@
-"""VT-ResNets and their baselines (spec §3): registry, shapes, features, gradients."""
+"""VT-ResNets and their baselines (method §3): registry, shapes, features, gradients."""
 
 from __future__ import annotations
 

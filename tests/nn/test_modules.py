@@ -1,6 +1,8 @@
-"""Behaviour of the paper's building blocks (spec §2)."""
+"""Behaviour of the paper's building blocks (method §2)."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from vt.nn import (
     RecurrentTokenizer,
     TokenTransformer,
     VisualTransformer,
+    fold_batchnorm,
 )
 
 B, C, H, W, L, CT = 2, 32, 5, 7, 4, 48
@@ -187,7 +190,7 @@ def test_unknown_tokenizer_is_one_line_error() -> None:
 
 
 @pytest.mark.parametrize("heads", [1, 4])
-def test_projector_folds_its_batchnorms_in_eval_without_changing_the_result(heads: int) -> None:
+def test_fold_batchnorm_keeps_the_projectors_result(heads: int) -> None:
     torch.manual_seed(0)
     proj = Projector(C, CT, out_channels=2 * C, heads=heads)
     for bn in (proj.norm, proj.shortcut[1]):  # statistics far from the identity
@@ -198,16 +201,15 @@ def test_projector_folds_its_batchnorms_in_eval_without_changing_the_result(head
     proj.eval()
     x, tokens = torch.randn(B, C, H, W), torch.randn(B, L, CT)
     with torch.no_grad():
-        out, attn = proj(x, tokens, return_attention=True)  # (B, h, HW, L)
-        v = proj.value(tokens).view(B, L, heads, -1).transpose(1, 2)  # (B, h, L, d)
-        branch = (attn @ v).transpose(1, 2).reshape(B, H, W, 2 * C).permute(0, 3, 1, 2)
-        expected = proj.shortcut[1](proj.shortcut[0](x)) + proj.norm(branch)  # the BNs run unfolded
+        expected, _ = proj(x, tokens)  # the BNs run unfolded
+        out, _ = fold_batchnorm(proj)(x, tokens)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in proj.modules())
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
-    proj.train()  # training normalises with the batch's statistics: nothing to fold
-    out_train, _ = proj(x, tokens)
-    assert not torch.allclose(out_train, out)
-    torch.testing.assert_close((out_train - proj.shortcut(x)).mean(dim=(0, 2, 3)), proj.norm.bias.detach(),
-                               rtol=1e-4, atol=1e-4)
+
+
+def test_fold_batchnorm_refuses_a_training_model() -> None:
+    with pytest.raises(ValueError, match=r"call model.eval\(\) first"):
+        fold_batchnorm(Projector(C, CT).train())
 
 
 def test_folded_projector_keeps_the_model_dtype_when_its_batchnorms_stay_fp32() -> None:
@@ -218,7 +220,7 @@ def test_folded_projector_keeps_the_model_dtype_when_its_batchnorms_stay_fp32() 
     proj.eval()
     x, tokens = torch.randn(B, C, H, W, dtype=torch.bfloat16), torch.randn(B, L, CT, dtype=torch.bfloat16)
     with torch.no_grad():
-        out, _ = proj(x, tokens)
-        reference = proj.float()(x.float(), tokens.float())[0]
+        reference = copy.deepcopy(proj).float()(x.float(), tokens.float())[0]
+        out, _ = fold_batchnorm(proj)(x, tokens)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)

@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from vt.tasks.optim import RMSpropTF
 from vt.tasks.recipes import (
     CLASSIFICATION_RECIPES,
     SEGMENTATION_RECIPES,
@@ -61,9 +62,9 @@ def test_norms_and_biases_get_no_weight_decay() -> None:
     assert shapes == {1e-4: [(4, 3, 3, 3)], 0.0: [(4,), (4,), (4,)]}
 
 
-def test_advanced_recipe_uses_rmsprop() -> None:
+def test_advanced_recipe_uses_tensorflows_rmsprop() -> None:
     optimizer = build_optimizer(ADVANCED, [{"params": [nn.Parameter(torch.zeros(1))]}], lr=0.1)
-    assert isinstance(optimizer, torch.optim.RMSprop)
+    assert isinstance(optimizer, RMSpropTF)
 
 
 def test_recipe_is_frozen() -> None:

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import os
 
+from torchvision.datasets.folder import find_classes, make_dataset
+
 from vt.data.base import VTDataModule, VTDataset, check_layout
-from vt.data.files import ImageFolderDataset, list_images
+from vt.data.files import ImageFolderDataset, is_image_file, list_images
 from vt.data.transforms import classification_eval, classification_train
 
 LAYOUT = "root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG (one folder per class, val included)"
 
 
 def _class_folders(folder: str) -> list[str]:
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if e.is_dir())
+    """The sorted class folders of ``folder`` (torchvision's `find_classes`), ``[]`` for none."""
+    try:
+        return find_classes(folder)[0]
+    except FileNotFoundError:  # find_classes's error when there is no class folder
+        return []
+
+
+def _is_image(path: str) -> bool:
+    """An image file; a broken symlink is not one."""
+    return is_image_file(path) and os.path.isfile(path)
 
 
 class ImageNetDataModule(VTDataModule):
@@ -28,7 +38,7 @@ class ImageNetDataModule(VTDataModule):
         image_size: training crop and evaluation centre crop (from ``image_size / 0.875``).
         batch_size: samples per batch.
         num_workers: DataLoader workers (JPEG decoding is the bottleneck; use several).
-        recipe: ``"standard"`` or ``"advanced"`` training augmentation (spec §6).
+        recipe: ``"standard"`` or ``"advanced"`` training augmentation (method §6).
         skip_bad: skip and count unreadable images instead of failing on the first.
         seed: seeds the training shuffle order.
     """
@@ -89,22 +99,21 @@ class ImageNetDataModule(VTDataModule):
         return classes
 
     def make_dataset(self, split: str) -> VTDataset:
-        samples = []
         folder = os.path.join(self.root, split)
-        for label, name in enumerate(self.class_names):
-            class_dir = os.path.join(folder, name)
-            if not os.path.isdir(class_dir):
-                continue
-            files = list_images(class_dir)
-            check_layout(
-                bool(files),
-                "ImageNet",
-                self.root,
-                f"class folder {class_dir} holds no images",
-                LAYOUT,
-                "restore its images, or remove that class folder from train/ and val/",
-            )
-            samples += [(os.path.join(class_dir, f), label) for f in files]
+        class_to_idx = {name: label for label, name in enumerate(self.class_names)}
+        samples = make_dataset(folder, class_to_idx, is_valid_file=_is_image, allow_empty=True)
+        found = {label for _, label in samples}
+        # A split without some class folder is fine (a subset); a class folder without images is not.
+        empty = next((os.path.join(folder, name) for name, label in class_to_idx.items()
+                      if label not in found and os.path.isdir(os.path.join(folder, name))), None)
+        check_layout(
+            empty is None,
+            "ImageNet",
+            self.root,
+            f"class folder {empty} holds no images",
+            LAYOUT,
+            "restore its images, or remove that class folder from train/ and val/",
+        )
         if split == "train":
             transform = classification_train(self.image_size, self.recipe)
         else:

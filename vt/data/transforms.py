@@ -1,4 +1,4 @@
-"""Sample transforms: classification recipes (spec §6) and paired image/mask augmentation.
+"""Sample transforms: classification recipes (method §6) and paired image/mask augmentation.
 
 Every transform takes and returns a sample dict (``"image"``: `tv_tensors.Image` uint8
 ``(3, H, W)``, optionally ``"mask"``: `tv_tensors.Mask` uint8 ``(H, W)`` and ``"label"``: int).
@@ -42,7 +42,7 @@ def _check_recipe(recipe: str) -> None:
 
 
 def classification_train(image_size: int, recipe: str = "standard") -> Transform:
-    """Spec §6 training augmentation by name.
+    """Method §6 training augmentation by name.
 
     ``"standard"``: random-resized crop to ``image_size`` and horizontal flip (paper Table 2);
     ``"advanced"``: the same followed by ImageNet AutoAugment (paper Table 8; the recipe's other

@@ -1,19 +1,33 @@
 """Whole networks in plain PyTorch, built by name through the registry."""
 
-from vt.models import resnet  # noqa: F401  (registers the classifiers)
-from vt.models import fpn  # noqa: F401  (registers the segmenters)
+from vt.models import resnet, segmenter, vt_resnet  # noqa: F401  (register the builders)
 from vt.models.features import FeatureInfo
+from vt.models.fpn import VTFPNConfig
 from vt.models.registry import create_model, list_models, model_task, register_model
-from vt.models.resnet import PAPER_STAGES, VT_RESNET34_TABLE8, ResNet, VTResNet, VTStage, VTStageConfig
+from vt.models.resnet import ResNet
+from vt.models.segmenter import Segmenter
+from vt.models.vt_resnet import (
+    PAPER_STAGES,
+    VT_RESNET34_TABLE8,
+    VTOptions,
+    VTResNet,
+    VTStage,
+    VTStageConfig,
+    VTStageOutput,
+)
 
 __all__ = [
     "PAPER_STAGES",
     "VT_RESNET34_TABLE8",
     "FeatureInfo",
     "ResNet",
+    "Segmenter",
+    "VTFPNConfig",
+    "VTOptions",
     "VTResNet",
     "VTStage",
     "VTStageConfig",
+    "VTStageOutput",
     "create_model",
     "list_models",
     "model_task",

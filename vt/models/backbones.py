@@ -1,13 +1,13 @@
 """ResNet backbones for dense prediction: MSRA-style strides, pretrained weights, frozen BatchNorm.
 
-The segmenters (spec §4) read C2..C5 from :class:`vt.models.resnet.ResNet` (torchvision's ResNet).
+The segmenters (method §4) read C2..C5 from :class:`vt.models.resnet.ResNet` (torchvision's ResNet).
 Two things differ from the classifier:
 
 * **Stride in the first 1×1 convolution** (``stride_in_1x1``). torchvision puts a downsampling
   block's stride in its 3×3 convolution; the original MSRA ResNet, and Detectron2 (in which the
   paper's segmenters were built), put it in the first 1×1 convolution, so the 3×3 runs on the
   already halved map. At 473×473 that makes ResNet-50 1.1 GFLOPs lighter, the difference between
-  +4.0 % and +1.1 % against the paper's segmenter totals (spec §5.2). It changes no weight shape,
+  +4.0 % and +1.1 % against the paper's segmenter totals (method §5.2). It changes no weight shape,
   so torchvision checkpoints still load; they were trained with the stride in the 3×3, though, and
   Detectron2 uses ``stride_in_1x1=False`` for them: pass that when fine-tuning accuracy matters
   more than matching the paper's FLOPs.

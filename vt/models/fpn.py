@@ -1,35 +1,35 @@
-"""Semantic segmentation with FPN and VT-FPN (spec §4, §5.2).
+"""The pyramid necks of the segmenters, FPN and VT-FPN, and their semantic head (method §4).
 
-    image -> ResNet C2..C5 -> neck (FPN or VT-FPN) -> P2..P5 -> semantic head -> logits
+    ResNet C2..C5 -> neck (FPN or VT-FPN) -> P2..P5 -> semantic head -> logits
 
 Both necks share the lateral 1×1 convolutions and the top-down pathway, one constructor
 signature ``(in_features, out_channels, ...)`` and one output contract (``feature_info``: ``p2``..
 ``p5``, ``out_channels`` each, strides 4..32), so the head cannot tell them apart. They differ only
 in how the merged maps are refined: FPN runs a 3×3 convolution per level; VT-FPN extracts 8 tokens
 per level, relates the tokens of **all** levels in one transformer and projects each level's tokens
-back onto its map. The head is Detectron2's semantic FPN branch (panoptic FPN).
+back onto its map. The head is Detectron2's semantic FPN branch (panoptic FPN). The segmenters
+that assemble backbone, neck and head are in :mod:`vt.models.segmenter`.
 
 Any input size works, with no padding: every upsampling (top-down, head) targets the exact size of
-the finer map it is added to, so odd sizes (473 -> 119, 60, 30, 15) align, and the logits are
-resized bilinearly to the input. The smallest input is the backbone's (32×32, one C5 pixel).
+the finer map it is added to, so odd sizes (473 -> 119, 60, 30, 15) align.
 """
 
 from __future__ import annotations
 
 import abc
-import inspect
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vt.models.backbones import resnet_backbone
-from vt.models.features import FeatureInfo, check_input
-from vt.models.registry import register_model
-from vt.models.resnet import ResNet
-from vt.models.weights import LoadReport
+from vt.models.features import FeatureInfo
 from vt.nn import FilterTokenizer, Projector, TokenTransformer
+
+PYRAMID_CHANNELS = 256  # every pyramid level's width (Detectron2's FPN, the paper)
+HEAD_CHANNELS = 128  # the semantic head's towers (Detectron2, the paper)
 
 
 class PyramidNeck(nn.Module, abc.ABC):
@@ -43,7 +43,7 @@ class PyramidNeck(nn.Module, abc.ABC):
     ``feature_info`` lists the outputs, finest first: ``p{log2 stride}``, ``out_channels``, stride.
     """
 
-    def __init__(self, in_features: list[FeatureInfo], out_channels: int = 256) -> None:
+    def __init__(self, in_features: list[FeatureInfo], out_channels: int = PYRAMID_CHANNELS) -> None:
         super().__init__()
         self.in_features = sorted(in_features, key=lambda f: f.stride)
         strides = [f.stride for f in self.in_features]
@@ -78,11 +78,10 @@ class PyramidNeck(nn.Module, abc.ABC):
 class FPN(PyramidNeck):
     """Feature Pyramid Network (Lin et al. 2017; Detectron2's, without the P6 max-pool level).
 
-    A 3×3 convolution per level after the top-down sum. Counting (fvcore) at 473×473 on ResNet-50:
-    1.75 GFLOPs of laterals + 11.14 of 3×3 convolutions (paper: 12.8 for the whole FPN).
+    A 3×3 convolution per level after the top-down sum.
     """
 
-    def __init__(self, in_features: list[FeatureInfo], out_channels: int = 256) -> None:
+    def __init__(self, in_features: list[FeatureInfo], out_channels: int = PYRAMID_CHANNELS) -> None:
         super().__init__(in_features, out_channels)
         self.output = nn.ModuleList(
             nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in self.in_features
@@ -95,16 +94,49 @@ class FPN(PyramidNeck):
         return [conv(p) for conv, p in zip(self.output, maps)]
 
 
+@dataclass(frozen=True)
+class VTFPNConfig:
+    """The VT-FPN neck's settings (method §4); the defaults are the paper's model.
+
+    The segmentation command line's ``--model.neck`` group: ``--model.neck.num_tokens 16``.
+
+    The defaults keep every width the paper states (L = 8, C_T = 1024, Eq. 7's C×C query shape)
+    and slim only what its FLOP budget forces (see :class:`VTFPN`); `python experiments/flops.py
+    --task seg` prints how close they come.
+
+    Args:
+        num_tokens: L, tokens per level.
+        token_channels: C_T.
+        qk_channels: transformer key/query width.
+        ffn_channels: transformer MLP hidden width.
+        heads: transformer heads.
+        projector_qk_channels: projector query/key width (default the pyramid width, Eq. 7's C).
+        projector_groups: groups of the projector's pixel-side query convolution.
+        projector_heads: projector heads.
+        norm: LayerNorm in the transformer, BatchNorm on the projector's added branch.
+    """
+
+    num_tokens: int = 8
+    token_channels: int = 1024
+    qk_channels: int = 128
+    ffn_channels: int = 128
+    heads: int = 1
+    projector_qk_channels: int | None = None
+    projector_groups: int = 32
+    projector_heads: int = 1
+    norm: bool = True
+
+
 class VTFPN(PyramidNeck):
-    """VT-FPN (spec §4): FPN's 3×3 convolutions replaced by tokens and one cross-level transformer.
+    """VT-FPN (method §4): FPN's 3×3 convolutions replaced by tokens and one cross-level transformer.
 
     Per level, a :class:`~vt.nn.FilterTokenizer` extracts ``num_tokens`` tokens of
     ``token_channels``; the tokens of all levels are concatenated and related by **one**
     :class:`~vt.nn.TokenTransformer`; each level's :class:`~vt.nn.Projector` then writes that
     level's output tokens (which now carry every level's information) back onto its map.
 
-    Choices the paper leaves open, fixed by its FLOP budget (spec §5.2: the whole neck costs
-    2.0 / 8.5 GFLOPs at 473×473 / 800×1216, of which the laterals alone are 1.75 / 7.47):
+    Choices the paper leaves open, fixed by its FLOP budget for the whole neck (method §5.2), much
+    of which the laterals alone spend:
 
     * laterals and the top-down pathway are kept (the paper replaces FPN's *convolutions*, and its
       budget leaves room for the 256-channel laterals and little else); the 3×3 convolutions go;
@@ -112,56 +144,37 @@ class VTFPN(PyramidNeck):
       values and logits per pixel, over budget at every setting;
     * the projector keeps Eq. (7)'s C-wide queries and keys, with the pixel-side query convolution
       in ``projector_groups`` groups (the earlier arXiv versions' grouped pixel-side projections);
-    * the transformer is slim, keys/queries and MLP hidden width C_T/8. The size ratio pins the
-      split: 800×1216 has 4.3× the pixels of 473×473 but both budgets are 4.25× apart, so the neck
-      needs about 10 kFLOPs per pixel and little fixed token-side cost. With Eq. (5)-(6) at their
-      literal widths (keys/queries C_T/2, MLP C_T; 0.10 GFLOPs on 32 tokens) no projector setting
-      fits both: pixels cheap enough for 473×473 (2.00) leave 800×1216 at 8.14 (−4.3 %), pixels
-      enough for 800×1216 (8.50) put 473×473 at 2.09 (+4.3 %).
+    * the transformer is slim, keys/queries and MLP hidden width C_T/8. The two input sizes pin the
+      split: the paper's two budgets are a little closer to each other than the sizes' pixel
+      counts, so the neck needs a fixed cost per pixel and little fixed token-side cost. With
+      Eq. (5)-(6) at their literal widths (keys/queries C_T/2, MLP C_T) no projector setting fits
+      both budgets: pixels cheap enough for 473×473 leave 800×1216 too far under its budget, and
+      pixels dear enough for 800×1216 put 473×473 over it.
 
-    The defaults keep every width the paper states (L = 8, C_T = 1024, Eq. (7)'s C×C query shape)
-    and slim only what its budget forces. fvcore: 2.005 GFLOPs at 473×473 (paper 2.0; 6.43× less
-    than FPN's 12.90, paper 6.40×) and 8.403 at 800×1216 (paper 8.5, −1.1 %; 6.56× less than 55.12,
-    paper 6.48×); 4.68 M params (FPN: 3.34 M). The window is narrow: no setting of these knobs
-    that meets all four conditions has more than 1 % of slack on each.
+    No setting of these knobs that meets the paper's four figures has much slack on any of them;
+    `python experiments/flops.py --task seg` prints how close the defaults come.
 
     Args:
         in_features, out_channels: as :class:`FPN`.
-        num_tokens: L, tokens per level.
-        token_channels: C_T.
-        qk_channels: transformer key/query width.
-        ffn_channels: transformer MLP hidden width.
-        heads: transformer heads.
-        projector_qk_channels: projector query/key width (default ``out_channels``, Eq. 7's C).
-        projector_groups: groups of the projector's pixel-side query convolution.
-        projector_heads: projector heads.
-        norm: LayerNorm in the transformer, BatchNorm on the projector's added branch.
+        options: the fields of :class:`VTFPNConfig` (its defaults for the others).
     """
 
     def __init__(
-        self,
-        in_features: list[FeatureInfo],
-        out_channels: int = 256,
-        num_tokens: int = 8,
-        token_channels: int = 1024,
-        qk_channels: int = 128,
-        ffn_channels: int = 128,
-        heads: int = 1,
-        projector_qk_channels: int | None = None,
-        projector_groups: int = 32,
-        projector_heads: int = 1,
-        norm: bool = True,
+        self, in_features: list[FeatureInfo], out_channels: int = PYRAMID_CHANNELS, **options: Any
     ) -> None:
         super().__init__(in_features, out_channels)
-        self.num_tokens = num_tokens
+        self.config = cfg = VTFPNConfig(**options)
+        self.num_tokens = cfg.num_tokens
         self.tokenizers = nn.ModuleList(
-            FilterTokenizer(out_channels, num_tokens, token_channels) for _ in self.in_features
+            FilterTokenizer(out_channels, cfg.num_tokens, cfg.token_channels) for _ in self.in_features
         )
-        self.transformer = TokenTransformer(token_channels, qk_channels, ffn_channels, heads, norm=norm)
+        self.transformer = TokenTransformer(
+            cfg.token_channels, cfg.qk_channels, cfg.ffn_channels, cfg.heads, norm=cfg.norm
+        )
         self.projectors = nn.ModuleList(
             Projector(
-                out_channels, token_channels, qk_channels=projector_qk_channels,
-                groups=projector_groups, heads=projector_heads, norm=norm,
+                out_channels, cfg.token_channels, qk_channels=cfg.projector_qk_channels,
+                groups=cfg.projector_groups, heads=cfg.projector_heads, norm=cfg.norm,
             )
             for _ in self.in_features
         )
@@ -194,7 +207,7 @@ class SemanticFPNHead(nn.Module):
         self,
         in_features: list[FeatureInfo],
         num_classes: int,
-        channels: int = 128,
+        channels: int = HEAD_CHANNELS,
         common_stride: int = 4,
         norm_groups: int = 32,
     ) -> None:
@@ -253,38 +266,6 @@ class SemanticFPNHead(nn.Module):
         return F.interpolate(self.predictor(out), size=size, mode="bilinear", align_corners=False)
 
 
-class Segmenter(nn.Module):
-    """Backbone -> neck -> semantic head: ``x: (B, 3, H, W)`` -> logits ``(B, num_classes, H, W)``.
-
-    Args:
-        backbone: a :class:`ResNet` (``forward_features`` gives C2..C5, ``feature_info`` states them).
-        neck: an :class:`FPN` or :class:`VTFPN` on the backbone's C2..C5.
-        head: a :class:`SemanticFPNHead` on ``neck.feature_info``.
-        name: the registered name, used in error messages.
-        weights_report: what loading the backbone's checkpoint did, kept for inspection.
-    """
-
-    def __init__(
-        self,
-        backbone: ResNet,
-        neck: PyramidNeck,
-        head: SemanticFPNHead,
-        name: str,
-        weights_report: LoadReport | None = None,
-    ) -> None:
-        super().__init__()
-        self.backbone, self.neck, self.head = backbone, neck, head
-        self.name = name
-        self.backbone_weights_report = weights_report
-        self.min_input_size = backbone.min_input_size
-        self.num_classes = head.predictor.out_channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x: (B, 3, H, W)`` (any ``H, W >= min_input_size``) -> ``(B, num_classes, H, W)``."""
-        check_input(x, self.min_input_size, self.name)
-        return self.head(self.neck(self.backbone.forward_features(x)), x.shape[-2:])
-
-
 def _c2_xavier_fill(conv: nn.Conv2d) -> None:
     """Detectron2's FPN initialisation: Xavier-like uniform weights, zero bias."""
     nn.init.kaiming_uniform_(conv.weight, a=1)
@@ -292,116 +273,3 @@ def _c2_xavier_fill(conv: nn.Conv2d) -> None:
 
 
 NECKS: dict[str, type[PyramidNeck]] = {"fpn": FPN, "vtfpn": VTFPN}
-PYRAMID_LEVELS = ("c2", "c3", "c4", "c5")
-
-
-def _segmenter(
-    neck: str,
-    depth: int,
-    num_classes: int,
-    backbone_weights: str | None,
-    frozen_bn: bool,
-    stride_in_1x1: bool,
-    out_channels: int,
-    head_channels: int,
-    **neck_options: object,
-) -> Segmenter:
-    known = set(inspect.signature(NECKS[neck]).parameters) - {"in_features", "out_channels"}
-    unknown = set(neck_options) - known
-    if unknown:
-        raise ValueError(f"{neck}_resnet{depth} does not take {', '.join(sorted(unknown))}; "
-                         f"neck options: {', '.join(sorted(known)) or 'none'}")
-    backbone, report = resnet_backbone(depth, stride_in_1x1, backbone_weights, frozen_bn)
-    levels = [f for f in backbone.feature_info if f.name in PYRAMID_LEVELS]
-    pyramid = NECKS[neck](levels, out_channels, **neck_options)  # type: ignore[arg-type]
-    head = SemanticFPNHead(pyramid.feature_info, num_classes, head_channels)
-    return Segmenter(backbone, pyramid, head, f"{neck}_resnet{depth}", report)
-
-
-# Builders. Shared arguments: ``num_classes`` (LIP 20, COCO-Stuff 171/182, or 91 stuff classes as
-# in the paper's table), ``backbone_weights`` (a local torchvision .pth or vt classifier .ckpt;
-# see vt.models.weights), ``frozen_bn``, ``stride_in_1x1`` (MSRA/Detectron2 strides, which the
-# paper's totals need; see vt.models.backbones), ``out_channels`` (pyramid width, 256) and
-# ``head_channels`` (semantic head width, 128). FLOPs: `python experiments/flops.py --task seg`.
-
-
-@register_model(task="segmentation")
-def fpn_resnet50(
-    num_classes: int = 20,
-    backbone_weights: str | None = None,
-    frozen_bn: bool = False,
-    stride_in_1x1: bool = True,
-    out_channels: int = 256,
-    head_channels: int = 128,
-) -> Segmenter:
-    """Semantic FPN on ResNet-50.
-
-    fvcore, total / neck GFLOPs: 37.50 / 12.90 at 473×473, 20 classes (paper 37.1 / 12.8: +1.1 %,
-    +0.8 %); 160.4 / 55.12 at 800×1216, 91 classes (paper 159 / 55.1: +0.9 %, +0.0 %).
-    """
-    return _segmenter("fpn", 50, num_classes, backbone_weights, frozen_bn, stride_in_1x1,
-                      out_channels, head_channels)
-
-
-@register_model(task="segmentation")
-def fpn_resnet101(
-    num_classes: int = 20,
-    backbone_weights: str | None = None,
-    frozen_bn: bool = False,
-    stride_in_1x1: bool = True,
-    out_channels: int = 256,
-    head_channels: int = 128,
-) -> Segmenter:
-    """Semantic FPN on ResNet-101.
-
-    fvcore, total / neck GFLOPs: 54.59 / 12.90 at 473×473, 20 classes (paper 54.4 / 12.8: +0.3 %,
-    +0.8 %); 232.6 / 55.12 at 800×1216, 91 classes (paper 231 / 55.1: +0.7 %, +0.0 %).
-    """
-    return _segmenter("fpn", 101, num_classes, backbone_weights, frozen_bn, stride_in_1x1,
-                      out_channels, head_channels)
-
-
-@register_model(task="segmentation")
-def vtfpn_resnet50(
-    num_classes: int = 20,
-    backbone_weights: str | None = None,
-    frozen_bn: bool = False,
-    stride_in_1x1: bool = True,
-    out_channels: int = 256,
-    head_channels: int = 128,
-    num_tokens: int = 8,
-    token_channels: int = 1024,
-    **neck: object,
-) -> Segmenter:
-    """VT-FPN on ResNet-50; ``neck`` takes the other :class:`VTFPN` options.
-
-    fvcore, total / neck GFLOPs: 26.60 / 2.005 at 473×473, 20 classes (paper 26.4 / 2.0: +0.8 %,
-    +0.3 %; 1.41× / 6.43× less than FPN, paper 1.41× / 6.40×); 113.7 / 8.403 at 800×1216, 91
-    classes (paper 113 / 8.5: +0.6 %, −1.1 %; 1.41× / 6.56× less, paper 1.41× / 6.48×).
-    """
-    return _segmenter("vtfpn", 50, num_classes, backbone_weights, frozen_bn, stride_in_1x1,
-                      out_channels, head_channels, num_tokens=num_tokens,
-                      token_channels=token_channels, **neck)
-
-
-@register_model(task="segmentation")
-def vtfpn_resnet101(
-    num_classes: int = 20,
-    backbone_weights: str | None = None,
-    frozen_bn: bool = False,
-    stride_in_1x1: bool = True,
-    out_channels: int = 256,
-    head_channels: int = 128,
-    num_tokens: int = 8,
-    token_channels: int = 1024,
-    **neck: object,
-) -> Segmenter:
-    """VT-FPN on ResNet-101; ``neck`` takes the other :class:`VTFPN` options.
-
-    fvcore, total / neck GFLOPs: 43.70 / 2.005 at 473×473, 20 classes (paper 43.6 / 2.0: +0.2 %,
-    +0.3 %; 1.25× / 6.43× less than FPN, paper 1.25× / 6.40×); 185.8 / 8.403 at 800×1216, 91
-    classes (paper 185 / 8.5: +0.5 %, −1.1 %; 1.25× / 6.56× less, paper 1.25× / 6.48×).
-    """
-    return _segmenter("vtfpn", 101, num_classes, backbone_weights, frozen_bn, stride_in_1x1,
-                      out_channels, head_channels, num_tokens=num_tokens,
-                      token_channels=token_channels, **neck)

@@ -5,9 +5,11 @@ Two formats are understood:
 * **torchvision**: a plain state dict as saved by ``torch.save(model.state_dict())`` (the files
   behind ``torchvision.models.ResNet50_Weights``), or the ``{"model": state_dict, ...}`` that
   torchvision's reference training scripts write.
-* **ours**: a Lightning checkpoint of a ``vt`` classifier, ``{"state_dict": {...}}`` whose model
-  keys are prefixed ``model.`` by the LightningModule; the prefix is stripped and any other entry
-  (an EMA copy, a distillation teacher) is reported as unexpected instead of being loaded.
+* **nested**: a checkpoint that holds the weights of several modules, each under its own prefix,
+  ``{"state_dict": {...}}`` as Lightning writes it (a ``vt`` classifier's, see :mod:`vt.checkpoint`).
+  The caller names the model's prefix, or the top-level module that holds most of the model's keys
+  is taken; the prefix is stripped and every other entry (an EMA copy, a distillation teacher) is
+  reported as unexpected instead of being loaded.
 
 Keys whose shapes disagree (a ResNet-18 checkpoint into a ResNet-50) are reported, not loaded.
 """
@@ -24,8 +26,6 @@ from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
-LIGHTNING_PREFIX = "model."
-
 
 @dataclass(frozen=True)
 class LoadReport:
@@ -33,7 +33,7 @@ class LoadReport:
 
     loaded: model keys filled from the checkpoint.
     missing: model keys not loaded (absent or mismatched; they keep their initialisation).
-    unexpected: checkpoint keys the model lacks (after stripping ``model.``).
+    unexpected: checkpoint keys the model lacks (after stripping the prefix), and those outside it.
     mismatched: keys in both whose shapes differ, as ``"key: checkpoint (..) vs model (..)"``.
     """
 
@@ -61,8 +61,8 @@ class LoadReport:
 def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str]:
     """The model state dict stored in ``path`` and the format it was found in.
 
-    Returns ``(state_dict, format)`` with format ``"lightning"`` (``model.`` prefix kept here) or
-    ``"torchvision"``. Raises ``FileNotFoundError``/``ValueError`` with the expected layouts.
+    Returns ``(state_dict, format)`` with format ``"lightning"`` (the nested state dict, prefixes
+    kept) or ``"torchvision"``. Raises ``FileNotFoundError``/``ValueError`` with the expected layouts.
     """
     path = Path(path)
     if not path.is_file():
@@ -83,16 +83,31 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str]:
                      f"checkpoint with a 'state_dict' entry")
 
 
-def load_weights(model: nn.Module, path: str | Path) -> LoadReport:
+def load_weights(model: nn.Module, path: str | Path, prefix: str | None = None) -> LoadReport:
     """Load the checkpoint at ``path`` into ``model`` non-strictly and report every key.
 
-    The summary is logged (a warning if any model key stayed unloaded).
+    ``prefix`` names where the model's entries sit in a nested checkpoint (its writer knows);
+    without it, the model is the checkpoint's top-level module holding most of the model's keys.
+    A torchvision file is the model's alone.
     """
     state, fmt = read_state_dict(path)
-    unexpected: list[str] = []
-    if fmt == "lightning":
-        unexpected = [k for k in state if not k.startswith(LIGHTNING_PREFIX)]
-        state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
+    if fmt == "torchvision":
+        prefix = ""
+    elif prefix is None:
+        prefix = _module_prefix(state, model.state_dict())
+    return load_state_dict(model, state, prefix, path=str(path), format=fmt)
+
+
+def load_state_dict(
+    model: nn.Module, state: dict[str, Tensor], prefix: str = "", *, path: str = "", format: str = "state dict"
+) -> LoadReport:
+    """Load the entries of ``state`` under ``prefix`` (stripped) into ``model`` non-strictly.
+
+    Entries outside ``prefix`` are reported unexpected; ``path`` and ``format`` only label the
+    report. The summary is logged (a warning if any model key stayed unloaded).
+    """
+    unexpected = [k for k in state if not k.startswith(prefix)]
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     own = model.state_dict()
     unexpected += [k for k in state if k not in own]
     mismatched = [
@@ -103,8 +118,8 @@ def load_weights(model: nn.Module, path: str | Path) -> LoadReport:
     usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     model.load_state_dict(usable, strict=False)
     report = LoadReport(
-        path=str(path),
-        format=fmt,
+        path=path,
+        format=format,
         loaded=[k for k in own if k in usable],
         missing=[k for k in own if k not in usable],
         unexpected=unexpected,
@@ -112,3 +127,9 @@ def load_weights(model: nn.Module, path: str | Path) -> LoadReport:
     )
     (log.warning if report.missing else log.info)("loaded weights from %s", report.summary())
     return report
+
+
+def _module_prefix(state: dict[str, Tensor], own: dict[str, Tensor]) -> str:
+    """``"<name>."`` of the top-level module of nested ``state`` whose entries are most often ``own``'s keys."""
+    prefixes = sorted({k.split(".", 1)[0] + "." for k in state if "." in k})
+    return max(prefixes, key=lambda p: sum(k[len(p):] in own for k in state if k.startswith(p)), default="")

@@ -1,11 +1,11 @@
-"""Projector: pixels read what they need from the tokens and add it back (spec §2.4).
+"""Projector: pixels read what they need from the tokens and add it back (method §2.4).
 
     X_out = X_in + softmax_L((X_in W_Q)(T W_K)ᵀ) T                      (Eq. 7)
 
-Implementation choices (spec §2.5), each a constructor argument:
+Implementation choices (method §2.5), each a constructor argument:
   * ``W_Q`` is a 1×1 convolution on the pixels, optionally grouped (``groups``; the earlier arXiv
     pseudo code used 16): at C = 1024 a dense C×C weight on 196 pixels alone costs 205 MFLOPs,
-    which the paper's budget (spec §5.4) does not allow.
+    which the paper's budget (method §5.4) does not allow.
   * Values are the tokens themselves where their width matches the output map; otherwise (or with
     ``value_proj``) a bias-free linear map ``W_V: C_T -> C_out`` is applied to the L tokens.
   * The added branch goes through a BatchNorm (``norm``), like the last BN of a ResNet block.
@@ -13,21 +13,16 @@ Implementation choices (spec §2.5), each a constructor argument:
     residual then takes a 1×1 convolution + BN, as a ResNet stage's first block does.
   * logits are scaled by ``1/sqrt(d_head)``.
 
-In evaluation the branch's BatchNorm is a fixed per-channel affine map, and since every pixel's
-attention over the tokens sums to 1, ``BN(A V) = A (V s + c)``: it is folded into the L token
-values instead of run over the HW pixels (likewise the shortcut's BN into its convolution). Same
-result up to rounding; one memory-bound pass over the output map fewer. (So in evaluation the
-BNs' forward hooks do not fire, and fvcore, which counts models in eval mode, does not count them:
-0.4 MFLOPs of VT-ResNet-18's 1556.)
+For inference, :func:`vt.nn.fold_batchnorm` folds both BatchNorms away (a separate step; the
+forward below is Eq. 7 as written).
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
+from torchvision.ops import StochasticDepth
 
 from vt.nn.attention import attend, merge_heads, split_heads
-from vt.nn.layers import ConvBN, DropPath, frozen_norm_affine
 
 
 class Projector(nn.Module):
@@ -75,9 +70,9 @@ class Projector(nn.Module):
         self.shortcut = (
             nn.Identity()
             if in_channels == out_channels
-            else ConvBN(in_channels, out_channels)
+            else nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
         )
-        self.drop_path = DropPath(drop_path)
+        self.drop_path = StochasticDepth(drop_path, "row")
 
     def forward(
         self, x: Tensor, tokens: Tensor, return_attention: bool = False
@@ -88,15 +83,9 @@ class Projector(nn.Module):
         format of ``x`` (NCHW or channels-last) without a copy: see :mod:`vt.nn.attention`.
         """
         b, _, h, w = x.shape
-        q = split_heads(self.query(x).flatten(2).transpose(1, 2), self.heads)  # (B, h, HW, d)
-        k = split_heads(self.key(tokens), self.heads)  # (B, h, L, d)
-        values = self.value(tokens)  # (B, L, C_out)
-        affine = frozen_norm_affine(self.norm)
-        if affine is not None:  # evaluation: BN(A V) = A (V s + c), see the module docstring
-            values = torch.addcmul(affine[1].to(values.dtype), values, affine[0].to(values.dtype))
-        v = split_heads(values, self.heads)  # (B, h, L, C_out/h)
-        out, attn = attend(q, k, v, None, return_attention)  # Eq. (7)
-        out = merge_heads(out).transpose(1, 2).reshape(b, -1, h, w)
-        if affine is None:
-            out = self.norm(out)
-        return self.shortcut(x) + self.drop_path(out), attn
+        q = split_heads(self.query(x).flatten(2).transpose(1, 2), self.heads)  # X_in W_Q: (B, h, HW, d)
+        k = split_heads(self.key(tokens), self.heads)  # T W_K: (B, h, L, d)
+        v = split_heads(self.value(tokens), self.heads)  # T (W_V): (B, h, L, C_out/h)
+        out, attn = attend(q, k, v, None, return_attention)  # softmax_L(q kᵀ) v, Eq. (7)
+        out = merge_heads(out).transpose(1, 2).reshape(b, -1, h, w)  # (B, C_out, H, W)
+        return self.shortcut(x) + self.drop_path(self.norm(out)), attn

@@ -1,4 +1,4 @@
-"""Tokenizers: group the pixels of a feature map into L visual tokens (spec §2.1, §2.2).
+"""Tokenizers: group the pixels of a feature map into L visual tokens (method §2.1, §2.2).
 
 Both tokenizers are "L token queries attend over the HW pixels": the softmax runs over the spatial
 axis, so each token is an attention-weighted average of pixels. They differ only in where the
@@ -6,10 +6,10 @@ queries come from: a learned pointwise filter ``W_A`` (first VT module) or the p
 tokens (every later module). A pooling tokenizer (bilinear downsampling to L pixels) is kept for the
 paper's ablation.
 
-Implementation choices the paper leaves open (spec §2.5), stated here once:
+Implementation choices the paper leaves open (method §2.5), stated here once:
   * Tokens are pooled at the map's width C and then, where ``token_channels != C``, projected to
     C_T by one linear map applied to the L tokens. Because ``Aᵀ(X W) = (AᵀX) W`` this is the same as
-    a value projection of every pixel, at L/HW of the cost (spec §5.4: no C×C weight may touch every
+    a value projection of every pixel, at L/HW of the cost (method §5.4: no C×C weight may touch every
     pixel).
   * ``W_A`` is a bias-free 1×1 convolution; the filter tokenizer's spatial softmax is unscaled, as
     in Eq. (1). Each of its L filters is initialised as a random direction of unit norm (entries
@@ -63,7 +63,7 @@ def _token_projection(in_channels: int, token_channels: int) -> nn.Module:
 
 
 class FilterTokenizer(nn.Module):
-    """Filter-based tokenizer, spec §2.1.
+    """Filter-based tokenizer, method §2.1.
 
     ``A = softmax_HW(X W_A)`` (Eq. 1), ``T = Aᵀ X`` (Eq. 2), then C -> C_T on the tokens.
 
@@ -98,7 +98,7 @@ class FilterTokenizer(nn.Module):
 
 
 class RecurrentTokenizer(nn.Module):
-    """Recurrent tokenizer, spec §2.2: the previous module's tokens decide what to look for.
+    """Recurrent tokenizer, method §2.2: the previous module's tokens decide what to look for.
 
     ``W_R = T_in W_{T->R}`` (Eq. 3; by default from the centred, and then normalised, tokens),
     ``T = softmax_HW(X W_Rᵀ)ᵀ X`` (Eq. 4), then C -> C_T.
@@ -165,7 +165,7 @@ class RecurrentTokenizer(nn.Module):
 
 
 class PoolingTokenizer(nn.Module):
-    """Ablation baseline (spec §5.1): tokens are the map bilinearly downsampled to L pixels.
+    """Ablation baseline (method §5.1): tokens are the map bilinearly downsampled to L pixels.
 
     L must factor as ``h × w`` with h, w as close as possible (16 -> 4×4).
     """

@@ -1,11 +1,11 @@
-"""Transformer over visual tokens (spec §2.3).
+"""Transformer over visual tokens (method §2.3).
 
 Self-attention among the L tokens, then a pointwise two-layer MLP, each with a residual:
 
     T'_out = T_in + softmax_L((T_in K)(T_in Q)ᵀ) T_in      (Eq. 5)
     T_out  = T'_out + σ(T'_out F1) F2                      (Eq. 6)
 
-Implementation choices (spec §2.5), each a constructor argument:
+Implementation choices (method §2.5), each a constructor argument:
   * ``qk_channels`` (default C_T/2) is the width of keys and queries, split over ``heads`` heads;
     values are the tokens themselves, split the same way, unless ``value_proj`` adds a C_T×C_T
     value map (the earlier arXiv versions had one).
@@ -19,9 +19,9 @@ Implementation choices (spec §2.5), each a constructor argument:
 from __future__ import annotations
 
 from torch import Tensor, nn
+from torchvision.ops import StochasticDepth
 
 from vt.nn.attention import attend, merge_heads, split_heads
-from vt.nn.layers import DropPath
 
 
 class TokenTransformer(nn.Module):
@@ -64,7 +64,7 @@ class TokenTransformer(nn.Module):
             nn.ReLU(inplace=True),  # σ
             nn.Linear(ffn_channels, token_channels),  # F2
         )
-        self.drop_path = DropPath(drop_path)
+        self.drop_path = StochasticDepth(drop_path, "row")
 
     def forward(self, tokens: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
         """``tokens: (B, L, C_T)`` -> ``(B, L, C_T)`` and, if asked, ``attn: (B, heads, L, L)``.

@@ -1,6 +1,6 @@
-"""The VT module: tokenizer -> transformer -> projector (spec §2).
+"""The VT module: tokenizer -> transformer -> projector (method §2).
 
-One parametrised module covers the paper's model and every ablation of its Table (spec §5.1):
+One parametrised module covers the paper's model and every ablation of its Table (method §5.1):
 tokenizer kind (filter / recurrent / pooling), token relation (transformer / none), projector on or
 off, any number of tokens.
 """
@@ -26,7 +26,8 @@ class VTOutput(NamedTuple):
     tokens: ``(B, L, C_T)`` the transformer's output tokens.
     attention: with ``return_attention=True``, ``{"tokenizer": (B, HW, L') A, softmax over HW;
         "transformer": (B, heads, L, L), softmax over the key tokens; "projector": (B, heads, HW, L),
-        softmax over tokens}`` (entries absent where the part is absent); otherwise ``None``.
+        softmax over tokens}`` (entries absent where the part is absent); otherwise ``None``. (A
+        stack of modules, ``vt.models.VTStage``, returns one such dict per module.)
     """
 
     features: Tensor
@@ -88,6 +89,8 @@ class VisualTransformer(nn.Module):
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= drop_path < 1.0:
+            raise ValueError(f"drop-path probability must be in [0, 1), got {drop_path}")
         self.out_channels = out_channels or in_channels
         if tokenizer == "filter":
             self.tokenizer: nn.Module = FilterTokenizer(in_channels, num_tokens, token_channels)

@@ -8,7 +8,7 @@ Subclasses state their loss target (``target_key``), metrics and the recipes the
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from typing import Any, ClassVar
 
 import lightning as L
@@ -18,10 +18,11 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MetricCollection
 
-from vt.inference import MODEL_KEY
+from vt.checkpoint import restore_rng, upgrade_checkpoint, write_checkpoint
 from vt.models import create_model, list_models, model_task
 from vt.models.registry import builder_signature
 from vt.tasks.ema import EMA
+from vt.tasks.optim import from_torch_rmsprop
 from vt.tasks.recipes import Recipe, build_optimizer, parameter_groups, resolve_recipe
 
 Batch = dict[str, Tensor]
@@ -39,7 +40,7 @@ class VTTask(L.LightningModule):
         num_classes: output classes (linked from the datamodule by the CLI).
         batch_size: per-device batch (linked from the datamodule); with the device count it gives
             the global batch that scales the recipe's learning rate.
-        recipe: a name from ``recipes`` (spec §6); the arguments below override its fields.
+        recipe: a name from ``recipes`` (method §6); the arguments below override its fields.
         lr: peak learning rate at the recipe's reference batch (it is scaled to the global batch).
         weight_decay: L2 penalty, never on norms and biases unless the recipe says so.
         label_smoothing: cross-entropy label smoothing.
@@ -48,7 +49,10 @@ class VTTask(L.LightningModule):
         drop_path: stochastic depth of the VT modules (models without VT modules ignore the
             recipe's value and reject an explicit one).
         dropout: dropout before the classifier (same rule).
-        options: further builder arguments, e.g. ``{"num_tokens": 32}`` (see the model's builder).
+        options: further builder arguments, e.g. ``{"frozen_bn": True}`` (see the model's builder):
+            the escape hatch for what the typed settings do not cover (it overrides them).
+        settings: builder arguments from the subclass's typed settings (``--model.vt``,
+            ``--model.neck``): only what differs from their defaults.
     """
 
     task: ClassVar[str]
@@ -71,9 +75,12 @@ class VTTask(L.LightningModule):
         drop_path: float | None = None,
         dropout: float | None = None,
         options: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["settings"])
+        # Typed settings arrive as dataclasses; checkpoints (read with weights_only) keep plain dicts.
+        self.hparams.update({k: asdict(v) for k, v in self.hparams.items() if is_dataclass(v)})
         if name not in list_models():
             # The registry's own error lists every model; only this task's are an answer here.
             raise ValueError(f"unknown model {name!r}; {self.task} models: {', '.join(list_models(self.task))}")
@@ -87,7 +94,7 @@ class VTTask(L.LightningModule):
         )
         regularisation = self._regularisation(name, drop_path=drop_path, dropout=dropout)
         # Saved in checkpoints, so that `vt.load_model` rebuilds exactly this model.
-        self.model_args = {"num_classes": num_classes, **regularisation, **(options or {})}
+        self.model_args = {"num_classes": num_classes, **regularisation, **(settings or {}), **(options or {})}
         self.model = create_model(name, **self.model_args)
         self.ema = EMA(self.model, self.recipe.ema_decay) if self.recipe.ema_decay > 0 else None
         self.train_metrics = self.make_metrics(num_classes).clone(prefix="train/")
@@ -97,15 +104,12 @@ class VTTask(L.LightningModule):
     def _regularisation(self, name: str, **explicit: float | None) -> dict[str, float]:
         """The recipe's ``drop_path`` and ``dropout`` for the builder arguments it takes.
 
-        A recipe applies where it can (a ResNet has no VT modules to drop), but an explicit value
-        the model cannot honour is an error.
+        A recipe applies where it can (a ResNet has no VT modules to drop); an explicit value goes
+        to the builder, whose option check (`vt.models.create_model`) refuses one it does not take.
         """
         takes = builder_signature(name).parameters
-        for key, value in explicit.items():
-            if value and key not in takes:
-                raise ValueError(f"model {name!r} has no {key} option; its builder takes: {', '.join(takes)}")
         values = {"drop_path": self.recipe.drop_path, "dropout": self.recipe.dropout}
-        return {key: value for key, value in values.items() if key in takes and value > 0}
+        return {key: value for key, value in values.items() if value > 0 and (key in takes or explicit[key])}
 
     def make_metrics(self, num_classes: int) -> MetricCollection:
         """The task's metrics, computed over a whole epoch (synchronised across devices)."""
@@ -165,7 +169,7 @@ class VTTask(L.LightningModule):
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update_parameters(self.model)
 
     def on_fit_start(self) -> None:
         """Logs the hyper-parameters with the recipe they resolve to (what the run really uses)."""
@@ -199,21 +203,12 @@ class VTTask(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Adds how to rebuild the model (for `vt.load_model`) and the random state.
+        """Adds how to rebuild the model (for `vt.load_model`) and the random state (`vt.checkpoint`).
 
-        The random state (augmentation, dropout, stochastic depth) lets a resumed run continue
-        exactly; only PyTorch's generators are saved, as the data pipeline and models draw from
-        nothing else. The names of the outputs are kept when the datamodule has them (its
-        ``class_names_key`` attribute, one name per output), so predictions can be printed by name.
+        The names of the outputs are kept when the datamodule has them (its ``class_names_key``
+        attribute, one name per output), so predictions can be printed by name.
         """
-        checkpoint[MODEL_KEY] = {
-            "name": self.hparams.name,
-            "args": self.model_args,
-            "class_names": self._class_names(),
-        }
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        write_checkpoint(checkpoint, self.hparams.name, self.model_args, self._class_names())
 
     def _class_names(self) -> list[str] | None:
         """The datamodule's names of the outputs, or ``None`` without a datamodule or a name per output."""
@@ -223,9 +218,11 @@ class VTTask(L.LightningModule):
         return [str(name) for name in names]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("rng_states")
-        if states is None:
-            return
-        torch.set_rng_state(states["torch"])
-        if "cuda" in states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        """Brings a checkpoint of an older ``vt`` up to date, and restores the random state.
+
+        Lightning calls this before it loads the weights and the optimizer's state.
+        """
+        upgrade_checkpoint(checkpoint)
+        if self.recipe.optimizer == "rmsprop" and "optimizer_states" in checkpoint:
+            checkpoint["optimizer_states"] = [from_torch_rmsprop(s) for s in checkpoint["optimizer_states"]]
+        restore_rng(checkpoint)

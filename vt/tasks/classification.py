@@ -1,4 +1,4 @@
-"""Image classification: VT-ResNets and their ResNet baselines (spec §3, §6)."""
+"""Image classification: VT-ResNets and their ResNet baselines (method §3, §6)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from vt.inference import load_model
+from vt.models import VTOptions
+from vt.models.registry import non_default
 from vt.tasks.base import Batch, VTTask
 from vt.tasks.recipes import CLASSIFICATION_RECIPES
 
@@ -24,6 +26,8 @@ class ClassificationTask(VTTask):
     Args (besides those of :class:`~vt.tasks.base.VTTask`):
         name: a registered classifier (``vt_resnet18``, ``resnet34``, ...).
         recipe: ``"standard"``, ``"advanced"`` or ``"synthetic"``.
+        vt: the VT-ResNets' VT settings (``--model.vt.num_tokens 32``); a setting changed for a
+            model without VT modules is an error.
         teacher: a checkpoint to distil from (the advanced recipe's teacher; off when ``None``):
             a ``vt`` training checkpoint, or a plain state dict with ``teacher_name`` set.
         teacher_name: the registered model a plain state-dict ``teacher`` is loaded into.
@@ -41,13 +45,14 @@ class ClassificationTask(VTTask):
         self,
         name: str = "resnet34",
         recipe: str = "standard",
+        vt: VTOptions = VTOptions(),
         teacher: str | None = None,
         teacher_name: str | None = None,
         kd_weight: float = 0.8,
         kd_temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, recipe=recipe, **kwargs)
+        super().__init__(name=name, recipe=recipe, settings=non_default(vt), **kwargs)
         # Kept out of the module tree on purpose: the teacher is not trained, not wrapped by DDP,
         # not converted to SyncBatchNorm, not switched to train mode and not saved in checkpoints.
         self._teacher: tuple[nn.Module, ...] = ()

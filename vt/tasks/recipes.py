@@ -1,4 +1,4 @@
-"""Training recipes (spec §6): optimizer, learning-rate schedule and regularisation, by name.
+"""Training recipes (method §6): optimizer, learning-rate schedule and regularisation, by name.
 
 A :class:`Recipe` states the paper's numbers in the paper's units: the learning rate at the paper's
 global batch, and a schedule over the paper's length (epochs, or iterations for Detectron2's
@@ -20,14 +20,16 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from vt.tasks.optim import RMSpropTF
+
 
 @dataclass(frozen=True)
 class Recipe:
     """One training recipe.
 
     Attributes:
-        optimizer: ``"sgd"`` (momentum), ``"rmsprop"`` (TensorFlow-style: decay 0.9, momentum 0.9)
-            or ``"adamw"``.
+        optimizer: ``"sgd"`` (momentum), ``"rmsprop"`` (TensorFlow's, `vt.tasks.optim.RMSpropTF`:
+            decay 0.9, epsilon 1e-3) or ``"adamw"``.
         lr: peak learning rate at a global batch of ``batch_size``.
         batch_size: the global batch ``lr`` belongs to.
         weight_decay: L2 penalty (on norms and biases only if ``norm_bias_decay``).
@@ -117,11 +119,11 @@ CLASSIFICATION_RECIPES: dict[str, Recipe] = {
 }
 
 SEGMENTATION_RECIPES: dict[str, Recipe] = {
-    # Spec §6, COCO-Stuff: base lr 0.04 at batch 32; weight decay is Detectron2's default, 1e-4.
+    # Method §6, COCO-Stuff: base lr 0.04 at batch 32; weight decay is Detectron2's default, 1e-4.
     "fpn_1x": Recipe(
         optimizer="sgd", lr=0.04, batch_size=32, weight_decay=1e-4, **_FPN_1X  # type: ignore[arg-type]
     ),
-    # Spec §6, LIP: SGD, lr 0.01 at batch 96, weight decay 5e-4.
+    # Method §6, LIP: SGD, lr 0.01 at batch 96, weight decay 5e-4.
     "fpn_lip": Recipe(
         optimizer="sgd", lr=0.01, batch_size=96, weight_decay=5e-4, **_FPN_1X  # type: ignore[arg-type]
     ),
@@ -159,6 +161,5 @@ def build_optimizer(recipe: Recipe, groups: list[dict[str, Any]], lr: float) -> 
         return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
-    # TensorFlow's RMSProp adds epsilon (1e-3 in the FBNet/EfficientNet recipes) inside the square
-    # root; PyTorch adds it outside, so sqrt(1e-3) gives the same damping.
-    return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=math.sqrt(1e-3), momentum=recipe.momentum)
+    # The FBNet/EfficientNet recipes' RMSProp: decay 0.9, epsilon 1e-3 (inside the square root).
+    return RMSpropTF(groups, lr=lr, rho=0.9, eps=1e-3, momentum=recipe.momentum)

@@ -1,4 +1,4 @@
-"""Semantic segmentation: FPN and VT-FPN segmenters (spec §4, §6)."""
+"""Semantic segmentation: FPN and VT-FPN segmenters (method §4, §6)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
+from vt.models import VTFPNConfig
+from vt.models.registry import non_default
 from vt.tasks.base import VTTask
 from vt.tasks.recipes import SEGMENTATION_RECIPES
 
@@ -24,6 +26,11 @@ class SegmentationTask(VTTask):
     Args (besides those of :class:`~vt.tasks.base.VTTask`):
         name: a registered segmenter (``fpn_resnet50``, ``vtfpn_resnet50``, ...).
         recipe: ``"fpn_1x"`` or ``"fpn_lip"``.
+        neck: the VT-FPN neck's settings (``--model.neck.num_tokens 16``); a setting changed for
+            an FPN segmenter is an error.
+        backbone_weights: a local checkpoint that initialises the backbone (torchvision ``.pth`` or
+            a ``vt`` classifier ``.ckpt``); not kept in the checkpoint's model arguments, as the
+            trained weights replace it.
         ignore_index: the mask value of unlabeled pixels (the datamodule's, linked by the CLI; 255
             in every `vt.data` dataset).
     """
@@ -38,11 +45,14 @@ class SegmentationTask(VTTask):
         self,
         name: str = "vtfpn_resnet50",
         recipe: str = "fpn_1x",
+        neck: VTFPNConfig = VTFPNConfig(),
+        backbone_weights: str | None = None,
         ignore_index: int = 255,
         **kwargs: Any,
     ) -> None:
         self.ignore_index = ignore_index  # the metrics, built by the base, need it
-        super().__init__(name=name, recipe=recipe, **kwargs)
+        settings = non_default(neck) | ({"backbone_weights": backbone_weights} if backbone_weights else {})
+        super().__init__(name=name, recipe=recipe, settings=settings, **kwargs)
 
     def make_metrics(self, num_classes: int) -> MetricCollection:
         return MetricCollection(
