@@ -40,6 +40,12 @@ class BadSampleError(DatasetError):
     """One sample cannot be used (unreadable image, bad mask); the message names its path."""
 
 
+def check_recipe(recipe: str) -> None:
+    """Raises the one-line `DatasetError` for a data-augmentation recipe not in `RECIPES`."""
+    if recipe not in RECIPES:
+        raise DatasetError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+
+
 def check_layout(ok: bool, dataset: str, root: str, problem: str, layout: str, fix: str) -> None:
     """Raises the one-line `DatasetError` for a root not in ``layout`` unless ``ok``."""
     if not ok:
@@ -135,8 +141,7 @@ class VTDataModule(L.LightningDataModule, ABC):
         seed: int,
     ) -> None:
         super().__init__()
-        if recipe not in RECIPES:
-            raise DatasetError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        check_recipe(recipe)
         for name, value, least in (
             ("image_size", image_size, 1),
             ("batch_size", batch_size, 1),

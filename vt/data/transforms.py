@@ -16,7 +16,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from vt.data.base import IGNORE_INDEX, RECIPES, DatasetError, Sample, Transform
+from vt.data.base import IGNORE_INDEX, DatasetError, Sample, Transform, check_recipe
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,11 +36,6 @@ def finalize() -> list[Transform]:
     ]
 
 
-def _check_recipe(recipe: str) -> None:
-    if recipe not in RECIPES:
-        raise DatasetError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-
-
 def classification_train(image_size: int, recipe: str = "standard") -> Transform:
     """Method §6 training augmentation by name.
 
@@ -48,7 +43,7 @@ def classification_train(image_size: int, recipe: str = "standard") -> Transform
     ``"advanced"``: the same followed by ImageNet AutoAugment (paper Table 8; the recipe's other
     parts, such as label smoothing and stochastic depth, live in the task and the model).
     """
-    _check_recipe(recipe)
+    check_recipe(recipe)
     ops: list[Transform] = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
     if recipe == "advanced":
         ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
@@ -138,7 +133,7 @@ def synthetic_train(recipe: str = "standard") -> Transform:
     ``"advanced"``: also colour jitter, the photometric part of AutoAugment (its geometric ops
     cannot follow a mask, and crops could cut the shape away from its label).
     """
-    _check_recipe(recipe)
+    check_recipe(recipe)
     ops: list[Transform] = [HorizontalFlip()]
     if recipe == "advanced":
         ops.append(v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1))
