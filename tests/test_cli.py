@@ -11,11 +11,13 @@ from types import ModuleType
 
 import lightning as L
 import pytest
+from lightning.pytorch.plugins import TorchCheckpointIO
 import torch
 import yaml
 
 from vt.cli import VTCLI, expand_aliases, main
 from vt.data import SyntheticDataModule
+from vt.tasks import AtomicCheckpointIO
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -110,6 +112,8 @@ def test_help_shows_the_typed_model_settings_with_types_and_defaults(capsys: pyt
      "error: model 'resnet18' does not take 'num_tokens'; it takes: num_classes, dropout"),
     ("segmentation", SEG, ["--model", "fpn_resnet50", "--model.neck.num_tokens", "16"],
      "error: fpn_resnet50 does not take num_tokens; neck options: none"),
+    ("classification", CLS, ["--backbone", "vt_resnet18", "--model.vt.num_tokens", "0"],
+     "error: num_tokens must be a positive integer, got 0"),
 ])
 def test_bad_model_settings_are_one_line_errors(
     task: str, aliases: dict[str, str], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
@@ -161,6 +165,43 @@ def test_run_writes_config_logs_and_checkpoints_then_resumes(capsys: pytest.Capt
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 8 and not Path("runs/cls/resnet18/version_1").exists()
     assert (run / "csv" / "version_0" / "metrics.csv").is_file()  # the first session's metrics are kept
+
+
+def test_trainer_writes_checkpoints_atomically_unless_given_a_writer() -> None:
+    default = VTCLI("classification", expand_aliases(TINY, CLS)).trainer.strategy.checkpoint_io
+    given = VTCLI("classification", expand_aliases(
+        [*TINY, "--trainer.plugins", "lightning.pytorch.plugins.TorchCheckpointIO"], CLS
+    )).trainer.strategy.checkpoint_io
+    assert isinstance(default, AtomicCheckpointIO) and type(given) is TorchCheckpointIO
+
+
+def test_failed_resume_keeps_the_run_config() -> None:
+    assert main("classification", CLS, [*TINY, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1"]) == 0
+    config = Path("runs/cls/resnet18/version_0/config.yaml")
+    before = config.read_text()
+    with pytest.raises(RuntimeError, match="size mismatch"):  # the classifier does not fit 5 classes
+        main("classification", CLS, ["--config", str(config), "--ckpt_path", "last", "--data.num_classes", "5"])
+    assert config.read_text() == before
+
+
+class OverflowBatchNormAfterStep(L.Callback):
+    """From step 5 (epoch 1), an update with a finite loss overflows a BatchNorm running variance."""
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule, *_: object) -> None:
+        if trainer.global_step >= 5:
+            next(m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var.fill_(float("inf"))
+
+
+def test_non_finite_state_stops_the_run_and_no_checkpoint_holds_it(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*TINY, "--trainer.max_epochs", "2", "--trainer.callbacks", f"{__name__}.OverflowBatchNormAfterStep"]
+    assert main("classification", CLS, argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: non-finite weights or optimizer state after the update before epoch 1")
+    assert err.count("\n") == 1
+    saved = [torch.load(p, weights_only=False) for p in Path("runs/cls/resnet18/version_0/checkpoints").iterdir()]
+    tensors = [t for c in saved for t in [*c["state_dict"].values(), *(
+        v for o in c["optimizer_states"] for s in o["state"].values() for v in s.values())]]
+    assert saved and all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
 
 
 @pytest.mark.slow

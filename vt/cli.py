@@ -22,14 +22,18 @@ import warnings
 from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.strategies import Strategy
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from vt.data import DATAMODULES, VTDataModule
 from vt.run_dir import RUN_DIR_ENV, RUNS_ROOT, resolve_run_dir, summary
-from vt.tasks import CLASSIFICATION_RECIPES, TASKS, NonFiniteLossError, PreemptionCheckpoint, VTTask
+from vt.tasks import (
+    CLASSIFICATION_RECIPES, TASKS, AtomicCheckpointIO, NonFiniteError, PreemptionCheckpoint, VTTask,
+)
 from vt.tasks.recipes import resolve_recipe
 
 SHORT_TASK = {"classification": "cls", "segmentation": "seg"}
@@ -51,6 +55,20 @@ QUICK_DEFAULTS: dict[str, dict[str, Any]] = {
         "trainer.log_every_n_steps": 10,
     },
 }
+
+
+class SaveConfigOnStart(SaveConfigCallback):
+    """Writes ``config.yaml`` when training starts, once a resumed checkpoint has been loaded.
+
+    A resume that fails (a checkpoint that does not fit the new options) thus keeps the config of
+    the run it tried to resume, and the run's "resume or extend" command keeps working.
+    """
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        pass
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        super().setup(trainer, pl_module, "fit")
 
 
 def expand_aliases(argv: list[str], aliases: dict[str, str]) -> list[str]:
@@ -100,6 +118,7 @@ class VTCLI(LightningCLI):
             run=False,
             args=args,
             seed_everything_default=0,
+            save_config_callback=SaveConfigOnStart,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config
             load_from_checkpoint_support=False,
             auto_configure_optimizers=False,  # the recipe is the optimizer
@@ -162,6 +181,11 @@ class VTCLI(LightningCLI):
                 ModelCheckpoint(directory, filename="last", enable_version_counter=False),
                 PreemptionCheckpoint(directory),
             ]
+        given_plugins = trainer.plugins or []
+        plugins = given_plugins if isinstance(given_plugins, list) else [given_plugins]
+        own_writer = isinstance(trainer.strategy, Strategy) and trainer.strategy._checkpoint_io is not None
+        if not own_writer and not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]  # a checkpoint writer given is kept
         return super().instantiate_trainer(**kwargs)
 
     def fit(self) -> None:
@@ -185,7 +209,7 @@ def main(task: str, aliases: dict[str, str], argv: list[str] | None = None) -> i
     """Parses ``argv`` (default ``sys.argv[1:]``), trains, and returns the exit status.
 
     Problems with the arguments, the model or the data print one line, ``error: ...``, and
-    return 2; a non-finite loss returns 1; a pre-empted run (SIGTERM/SIGUSR1) returns 143
+    return 2; a non-finite loss or training state returns 1; a pre-empted run (SIGTERM/SIGUSR1) returns 143
     after saving ``last.ckpt``.
     """
     args = expand_aliases(sys.argv[1:] if argv is None else argv, aliases)
@@ -199,7 +223,7 @@ def main(task: str, aliases: dict[str, str], argv: list[str] | None = None) -> i
     except (ArgumentError, ValueError, FileNotFoundError) as err:  # DatasetError is a ValueError
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
-    except NonFiniteLossError as err:
+    except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
     except SIGTERMException:

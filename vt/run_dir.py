@@ -28,6 +28,8 @@ RUN_DIR_ENV = "VT_RUN_DIR"
 def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str | None, num_nodes: int) -> str:
     """The run directory: explicit, inherited from the launching process, resumed, the job's, or new.
 
+    A new ``version_<N>`` is created here, so that runs started together never share one.
+
     ``--ckpt_path last`` without ``--run_dir`` continues the run of ``model`` whose ``last.ckpt``
     was written most recently. Raises ``ValueError`` when there is none, or when processes
     started separately could not agree on a new directory without ``--run_dir``.
@@ -50,9 +52,25 @@ def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str |
             "processes started separately (several nodes, or torchrun without --rdzv-id) must share "
             "one directory: pass the same --run_dir to each"
         )
+    return _claim_version(base)
+
+
+def _claim_version(base: Path) -> str:
+    """Creates and returns ``base/version_<N>``, N one above the highest; never a folder another run holds.
+
+    The folder is made with an exclusive ``mkdir``: of runs started together, each gets its own
+    (the next number when another run took this one first).
+    """
+    base.mkdir(parents=True, exist_ok=True)
     found = (re.fullmatch(r"version_(\d+)", p.name) for p in base.glob("version_*"))
     versions = [int(m.group(1)) for m in found if m]
-    return str(base / f"version_{max(versions) + 1 if versions else 0}")
+    version = max(versions) + 1 if versions else 0
+    while True:
+        try:
+            os.mkdir(base / f"version_{version}")
+            return str(base / f"version_{version}")
+        except FileExistsError:
+            version += 1
 
 
 def _job_id() -> str | None:

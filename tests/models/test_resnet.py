@@ -29,6 +29,23 @@ def test_unknown_override_is_one_line_error() -> None:
         create_model("vt_resnet34", colour="red")
 
 
+@pytest.mark.parametrize(("name", "options", "message"), [
+    ("vt_resnet18", {"num_tokens": 0}, "num_tokens must be a positive integer, got 0"),
+    ("vt_resnet18", {"num_tokens": -1}, "num_tokens must be a positive integer, got -1"),
+    ("vt_resnet18", {"num_tokens": 2.5}, "num_tokens must be a positive integer, got 2.5"),
+    ("vt_resnet18", {"heads": 0}, "heads must be a positive integer, got 0"),
+    ("vt_resnet50", {"num_tokens": 4}, "recurrent_tokens must be in 1..num_tokens=4, got 8; set it with"),
+    ("vt_resnet18", {"num_classes": -3}, "num_classes must be a positive integer, got -3"),
+    ("resnet18", {"num_classes": -3}, "num_classes must be a positive integer, got -3"),
+    ("fpn_resnet50", {"num_classes": 0}, "num_classes must be a positive integer, got 0"),
+    ("vtfpn_resnet50", {"num_tokens": 0}, "num_tokens must be a positive integer, got 0"),
+])
+def test_out_of_range_option_is_a_one_line_error_naming_it(name: str, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as e:
+        create_model(name, **options)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_classifier_output_shape(name: str) -> None:
     model = create_model(name, num_classes=7).eval()

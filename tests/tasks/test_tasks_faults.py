@@ -1,7 +1,9 @@
 """Pre-emption, resume and non-finite losses."""
 
+import errno
 import signal
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -10,7 +12,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from task_fixtures import BATCH_SIZE, NUM_CLASSES, tiny_data, tiny_trainer
-from vt.tasks import ClassificationTask, NonFiniteLossError, PreemptionCheckpoint
+from vt.tasks import (
+    AtomicCheckpointIO, ClassificationTask, NonFiniteLossError, NonFiniteStateError, PreemptionCheckpoint,
+)
 
 STEPS_PER_EPOCH = 4  # tiny_data: 16 training images in batches of 4
 
@@ -88,8 +92,50 @@ def test_non_finite_loss_writes_no_checkpoint(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+class OverflowAdamWSecondMoment(L.Callback):
+    """From the second update, the first weight's AdamW second moment is infinite (its update is 0)."""
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule, optimizer: Any) -> None:
+        for state in list(optimizer.state.values())[:1]:
+            state["exp_avg_sq"].fill_(float("inf"))
+
+
+def test_non_finite_optimizer_state_stops_the_run() -> None:
+    task = ClassificationTask(name="resnet18", num_classes=NUM_CLASSES, batch_size=BATCH_SIZE, recipe="synthetic")
+    trainer = tiny_trainer(max_epochs=1, callbacks=[OverflowAdamWSecondMoment()])
+    with pytest.raises(NonFiniteStateError, match=r"this process's optimizer_states\.0\.0\.exp_avg_sq"):
+        trainer.fit(task, tiny_data())
+
+
+def test_checkpoint_with_a_non_finite_buffer_is_refused(tmp_path: Path) -> None:
+    task = make_task()
+    trainer = tiny_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(task, tiny_data(recipe="advanced"))
+    next(m for m in task.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var[0] = float("nan")
+    with pytest.raises(NonFiniteStateError, match="refused to save a checkpoint at epoch 1, step 1: state_dict.model."):
+        trainer.save_checkpoint(tmp_path / "last.ckpt")
+    assert not list(tmp_path.iterdir())
+
+
 class PoisonBatch(L.Callback):
     """Turns the first training batch into NaNs."""
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: dict, *_: object) -> None:
         batch["image"].fill_(float("nan"))
+
+
+def test_checkpoint_write_failing_halfway_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer, path = AtomicCheckpointIO(), tmp_path / "last.ckpt"
+    writer.save_checkpoint({"step": torch.tensor(1)}, path)
+
+    def disk_full(obj: object, file: Any, *args: Any, **kwargs: Any) -> None:
+        file.write(b"\x80\x02" * 64)  # the start of a pickle, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        writer.save_checkpoint({"step": torch.tensor(2)}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert torch.load(path)["step"] == 1

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vt.models.features import FeatureInfo
+from vt.models.registry import check_positive
 from vt.nn import FilterTokenizer, Projector, TokenTransformer
 
 PYRAMID_CHANNELS = 256  # every pyramid level's width (Detectron2's FPN, the paper)
@@ -125,6 +126,10 @@ class VTFPNConfig:
     projector_groups: int = 32
     projector_heads: int = 1
     norm: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive(self, ("num_tokens", "token_channels", "qk_channels", "ffn_channels", "heads",
+                              "projector_qk_channels", "projector_groups", "projector_heads"))
 
 
 class VTFPN(PyramidNeck):

@@ -107,14 +107,29 @@ def check_options(
                      f"{group} options: {', '.join(sorted(options)) or 'none'}")
 
 
+def check_positive(options: Any, names: Iterable[str]) -> None:
+    """A one-line ``ValueError`` unless each of ``names`` in the dataclass ``options`` is a positive int or None.
+
+    ``None`` is left to fields whose ``None`` means "derived from another" (``qk_channels``).
+    """
+    for name in names:
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def create_model(name: str, **overrides: object) -> nn.Module:
     """Build the registered model ``name``; ``overrides`` replace the builder's defaults.
 
-    Raises one-line ``ValueError`` for an unknown name (listing the valid ones) or an argument the
-    builder does not take (see :func:`check_options`).
+    Raises one-line ``ValueError`` for an unknown name (listing the valid ones), an argument the
+    builder does not take (see :func:`check_options`) or ``num_classes`` below 1. The builders'
+    option dataclasses check their own values.
     """
     entry = _entry(name)
     check_options(name, overrides, list(entry.signature.parameters), entry.group, entry.options)
+    num_classes = overrides.get("num_classes", 1)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     return entry.build(**overrides)
 
 

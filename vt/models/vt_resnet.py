@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv
 
 from vt.models.features import check_input
-from vt.models.registry import config_options, register_model
+from vt.models.registry import check_positive, config_options, register_model
 from vt.models.resnet import ARCH, trunk_features
 from vt.nn import VisualTransformer, VTOutput
 
@@ -52,6 +52,9 @@ class VTOptions:
     projector_heads: int = 1
     norm: bool = True
 
+    def __post_init__(self) -> None:
+        check_positive(self, ("num_tokens", "token_channels", "heads", "projector_heads"))
+
 
 @dataclass(frozen=True, kw_only=True)
 class VTStageConfig(VTOptions):
@@ -74,6 +77,16 @@ class VTStageConfig(VTOptions):
     last_projector: bool = False
     projector_qk_channels: int | None = None
     projector_groups: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self, ("qk_channels", "ffn_channels", "recurrent_tokens", "projector_qk_channels",
+                              "projector_groups"))
+        if self.tokenizer == "recurrent" and (self.recurrent_tokens or 0) > self.num_tokens:
+            raise ValueError(
+                f"recurrent_tokens must be in 1..num_tokens={self.num_tokens}, got {self.recurrent_tokens}; "
+                f"set it with --model.options '{{recurrent_tokens: {self.num_tokens}}}'"
+            )
 
 
 class VTStageOutput(NamedTuple):

@@ -8,6 +8,8 @@ Subclasses state their loss target (``target_key``), metrics and the recipes the
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, is_dataclass
 from typing import Any, ClassVar
 
@@ -28,8 +30,51 @@ from vt.tasks.recipes import Recipe, build_optimizer, parameter_groups, resolve_
 Batch = dict[str, Tensor]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or an infinity; the run stops without writing it into a checkpoint."""
+
+
+class NonFiniteLossError(NonFiniteError):
     """The training loss became NaN or infinite; raised before the optimizer step can spread it."""
+
+
+class NonFiniteStateError(NonFiniteError):
+    """A weight, buffer (BatchNorm statistics) or optimizer state became NaN or infinite, the loss finite."""
+
+
+_FIX = (
+    "Lower the learning rate (--model.lr), train in full precision (--trainer.precision 32) or check the data"
+)
+
+
+def _named_tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+    """Every tensor in nested dicts, lists and tuples (a checkpoint, an optimizer state), by its path."""
+    if isinstance(obj, Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _named_tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _named_tensors(value, f"{prefix}.{i}" if prefix else str(i))
+
+
+def first_non_finite(obj: Any) -> str | None:
+    """The path of the first floating-point tensor in ``obj`` holding a NaN or inf, or ``None``.
+
+    One max-abs norm per tensor (``_foreach_norm``; it cannot overflow, and NaN propagates) and one
+    host sync per device.
+    """
+    by_device: dict[torch.device, list[tuple[str, Tensor]]] = defaultdict(list)
+    for name, tensor in _named_tensors(obj):
+        if tensor.is_floating_point() and tensor.numel():
+            by_device[tensor.device].append((name, tensor.detach()))
+    for named in by_device.values():
+        norms = torch._foreach_norm([t for _, t in named], float("inf"))
+        bad = (~torch.isfinite(torch.stack([n.float() for n in norms]))).nonzero()
+        if len(bad):
+            return named[int(bad[0])][0]
+    return None
 
 
 class VTTask(L.LightningModule):
@@ -100,6 +145,7 @@ class VTTask(L.LightningModule):
         self.train_metrics = self.make_metrics(num_classes).clone(prefix="train/")
         self.val_metrics = self.make_metrics(num_classes).clone(prefix="val/")
         self._last_batch_end: float | None = None
+        self._bad_state: str | None = None  # the first non-finite tensor after the last update
 
     def _regularisation(self, name: str, **explicit: float | None) -> dict[str, float]:
         """The recipe's ``drop_path`` and ``dropout`` for the builder arguments it takes.
@@ -156,20 +202,46 @@ class VTTask(L.LightningModule):
         return logits
 
     def _check_finite(self, loss: Tensor) -> None:
-        """Stop every process, before the optimizer step, if any process's loss is not finite."""
-        finite = bool(torch.isfinite(loss.detach()))
-        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
-            raise NonFiniteLossError(
-                f"non-finite training loss at epoch {self.current_epoch}, step {self.global_step} "
-                f"(this process's loss: {loss.item()}); stopped before the optimizer step, so weights and "
-                f"checkpoints stay finite. Lower the learning rate (--model.lr), train in full precision "
-                f"(--trainer.precision 32) or check the data"
+        """Stop every process, before the optimizer step, if any process's loss or state is not finite.
+
+        The state (weights, buffers, optimizer moments) was checked locally after the previous
+        update (`optimizer_step`); both go into the one decision all processes already share per
+        step, so the check adds no collective (each is a place a pre-empted run can hang in).
+        """
+        bad_state = self._bad_state
+        finite = bool(torch.isfinite(loss.detach())) and bad_state is None
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        if bad_state is not None or torch.isfinite(loss.detach()):
+            where = f"this process's {bad_state}" if bad_state else "another process's loss or state"
+            raise NonFiniteStateError(
+                f"non-finite weights or optimizer state after the update before epoch {self.current_epoch}, "
+                f"step {self.global_step} ({where}); stopped before any checkpoint saves it. {_FIX}"
             )
+        raise NonFiniteLossError(
+            f"non-finite training loss at epoch {self.current_epoch}, step {self.global_step} "
+            f"(this process's loss: {loss.item()}); stopped before the optimizer step, so weights and "
+            f"checkpoints stay finite. {_FIX}"
+        )
+
+    def _training_state(self) -> dict[str, Any]:
+        """What a checkpoint saves of the training: the modules' tensors and the optimizers' per-parameter states."""
+        return {
+            "state_dict": self.state_dict(),
+            "optimizer_states": [list(o.state.values()) for o in self.trainer.optimizers],
+        }
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The step, the weight average, then a local check that the state is still finite.
+
+        A finite loss can still overflow a BatchNorm running variance or an optimizer moment. What
+        this check finds stops every process at the next step's shared decision (`_check_finite`),
+        and `on_save_checkpoint` refuses to write such a state in between.
+        """
         super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
             self.ema.update_parameters(self.model)
+        self._bad_state = first_non_finite(self._training_state())
 
     def on_fit_start(self) -> None:
         """Logs the hyper-parameters with the recipe they resolve to (what the run really uses)."""
@@ -206,8 +278,16 @@ class VTTask(L.LightningModule):
         """Adds how to rebuild the model (for `vt.load_model`) and the random state (`vt.checkpoint`).
 
         The names of the outputs are kept when the datamodule has them (its ``class_names_key``
-        attribute, one name per output), so predictions can be printed by name.
+        attribute, one name per output), so predictions can be printed by name. Refuses (raises
+        `NonFiniteStateError`, so nothing is written) a checkpoint holding a NaN or inf: a last guard
+        that needs no other process (it also runs when a pre-empted run saves).
         """
+        bad = first_non_finite({k: checkpoint[k] for k in ("state_dict", "optimizer_states") if k in checkpoint})
+        if bad is not None:
+            raise NonFiniteStateError(
+                f"refused to save a checkpoint at epoch {self.current_epoch}, step {self.global_step}: "
+                f"{bad} is not finite. {_FIX}"
+            )
         write_checkpoint(checkpoint, self.hparams.name, self.model_args, self._class_names())
 
     def _class_names(self) -> list[str] | None:

@@ -1,16 +1,57 @@
-"""Saving a checkpoint when a run is pre-empted (SLURM, Kubernetes, Ctrl-\\ of a job manager)."""
+"""Writing checkpoints whole or not at all (`AtomicCheckpointIO`), and when a run is pre-empted
+(SLURM, Kubernetes, Ctrl-\\ of a job manager: `PreemptionCheckpoint`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import tempfile
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import lightning as L
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a local checkpoint to a temporary file beside it, syncs it to disk and renames it into place.
+
+    A failure (a full disk, a kill) leaves the previous file, never a truncated or empty one:
+    Lightning's own writer stages the file in ``$TMPDIR``, and when that is another filesystem the
+    final move is a plain copy into the checkpoint's name. Remote paths (``s3://``) keep Lightning's.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
 
 
 def _forward_to_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -22,7 +63,8 @@ class PreemptionCheckpoint(L.Callback):
 
     Lightning turns SIGTERM into a ``SIGTERMException`` at the end of the current batch on every
     process (it tells the others); this callback saves the checkpoint at that point, so
-    ``--ckpt_path last`` resumes from the batch the run stopped at. SIGUSR1 is the warning SLURM
+    ``--ckpt_path last`` resumes from the batch the run stopped at (written through the Trainer's
+    checkpoint writer: `AtomicCheckpointIO` in the command line). SIGUSR1 is the warning SLURM
     sends before the end of a job (``#SBATCH --signal=USR1@120``): under SLURM Lightning's own
     handler takes it (``SLURMEnvironment(auto_requeue=True)``: it saves ``hpc_ckpt_*.ckpt`` and
     requeues the job, which resumes from it); anywhere else this callback makes it a SIGTERM.
