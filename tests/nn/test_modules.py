@@ -224,3 +224,11 @@ def test_folded_projector_keeps_the_model_dtype_when_its_batchnorms_stay_fp32() 
         out, _ = fold_batchnorm(proj)(x, tokens)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)
+
+
+def test_unit_init_filters_start_as_unit_directions() -> None:
+    torch.manual_seed(0)
+    norms = FilterTokenizer(1024, 16, 64, unit_init=True).filter.weight.flatten(1).norm(dim=1)
+    torch.testing.assert_close(norms, torch.ones(16), atol=0.1, rtol=0)
+    default = FilterTokenizer(1024, 16, 64).filter.weight.flatten(1).norm(dim=1)  # PyTorch's: 1/√3
+    assert default.max() < 0.7

@@ -12,11 +12,14 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
     a value projection of every pixel, at L/HW of the cost (method §5.4: no C×C weight may touch every
     pixel).
   * ``W_A`` is a bias-free 1×1 convolution; the filter tokenizer's spatial softmax is unscaled, as
-    in Eq. (1). Each of its L filters is initialised as a random direction of unit norm (entries
-    N(0, 1/C)), the scale of the recurrent tokenizer's normalised, ``1/√C``-scaled queries, so
-    both tokenizers start with logits that spread like the pixels' deviations. PyTorch's default
-    convolution init is √3 times smaller, which left the first module's maps of a fresh
-    VT-ResNet-18 nearly uniform, hence nearly equal (``docs/method.md``, "Distinct tokens").
+    in Eq. (1). ``unit_init`` starts each of its L filters as a random direction of unit norm
+    (entries N(0, 1/C)), the scale of the recurrent tokenizer's normalised, ``1/√C``-scaled
+    queries, so both tokenizers start with logits that spread like the pixels' deviations.
+    PyTorch's default convolution init is √3 times smaller, which leaves the first module's maps
+    of a fresh VT-ResNet-18 (post-ReLU pixels of small spread) nearly uniform, hence nearly
+    equal; the VT modules of a VT-ResNet (:class:`~vt.nn.VisualTransformer`) use it. VT-FPN's
+    tokenizers read FPN levels, which are not post-ReLU and spread more, and trained clearly
+    worse with it, so they keep PyTorch's init (method §8 has both measurements).
   * The recurrent tokenizer builds its queries from the previous tokens **centred over the token
     axis**, ``W_R = LN((T_in - mean_L T_in) W_{T->R})``, and scales its logits ``X W_Rᵀ`` by
     ``1/√C``. Why each step (``docs/method.md``, "Distinct tokens", has the measurements):
@@ -71,14 +74,16 @@ class FilterTokenizer(nn.Module):
         in_channels: C, channels of the feature map.
         num_tokens: L, number of visual tokens.
         token_channels: C_T, channels of each output token.
+        unit_init: start each of the L filters as a random direction of unit norm (module
+            docstring) instead of PyTorch's default convolution init.
     """
 
-    def __init__(self, in_channels: int, num_tokens: int, token_channels: int) -> None:
+    def __init__(self, in_channels: int, num_tokens: int, token_channels: int, unit_init: bool = False) -> None:
         super().__init__()
         self.num_tokens = num_tokens
         self.filter = nn.Conv2d(in_channels, num_tokens, kernel_size=1, bias=False)  # W_A
-        # Each token's filter starts as a random direction of unit norm (module docstring).
-        nn.init.normal_(self.filter.weight, std=in_channels**-0.5)
+        if unit_init:
+            nn.init.normal_(self.filter.weight, std=in_channels**-0.5)
         self.proj = _token_projection(in_channels, token_channels)
 
     def forward(

@@ -93,7 +93,7 @@ class VisualTransformer(nn.Module):
             raise ValueError(f"drop-path probability must be in [0, 1), got {drop_path}")
         self.out_channels = out_channels or in_channels
         if tokenizer == "filter":
-            self.tokenizer: nn.Module = FilterTokenizer(in_channels, num_tokens, token_channels)
+            self.tokenizer: nn.Module = FilterTokenizer(in_channels, num_tokens, token_channels, unit_init=True)
         elif tokenizer == "recurrent":
             self.tokenizer = RecurrentTokenizer(
                 in_channels, num_tokens, token_channels, prev_token_channels, recurrent_tokens,
