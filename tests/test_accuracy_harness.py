@@ -26,14 +26,7 @@ def acc() -> Iterator[ModuleType]:
         sys.path.remove(str(REPO / "benchmarks"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads, and several processes share 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = [
     "--image-size", "32", "--num-classes", "3", "--num-train", "32", "--num-val", "16",
