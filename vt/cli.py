@@ -65,7 +65,7 @@ class SaveConfigOnStart(SaveConfigCallback):
     """
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        pass
+        """Writes nothing yet (the base class writes here): see ``on_train_start``."""
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         super().setup(trainer, pl_module, "fit")
