@@ -11,8 +11,8 @@ Plus the paper's token-mixed map ``Â = Σ_l' W[l, l'] A[:, l']`` (W: the transf
 token-to-token attention) used in its visualisations.
 
 And whether the tokens are distinct at all (:func:`token_diversity`): L visual tokens are only L
-concepts if their attention maps differ and their vectors are not collinear (``docs/method.md``,
-"Distinct tokens"). All functions take batched tensors.
+concepts if their attention maps differ and their vectors are not collinear (method §8).
+All functions take batched tensors.
 """
 
 from __future__ import annotations

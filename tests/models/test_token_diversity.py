@@ -1,5 +1,5 @@
-"""VT-ResNets produce L distinct visual tokens, not one token repeated L times (docs/method.md,
-"Distinct tokens"): at initialisation and after a short training on multi-object scenes."""
+"""VT-ResNets produce L distinct visual tokens, not one token repeated L times (method §8):
+at initialisation and after a short training on multi-object scenes."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
     worse with it, so they keep PyTorch's init (method §8 has both measurements).
   * The recurrent tokenizer builds its queries from the previous tokens **centred over the token
     axis**, ``W_R = LN((T_in - mean_L T_in) W_{T->R})``, and scales its logits ``X W_Rᵀ`` by
-    ``1/√C``. Why each step (``docs/method.md``, "Distinct tokens", has the measurements):
+    ``1/√C``. Why each step (method §8 has the measurements):
 
     - *Centring.* Tokens are attention-weighted averages of post-ReLU pixels, and such pixels
       share a large common vector (the image's mean feature), so every token carries it; the
