@@ -121,6 +121,9 @@ class RecurrentTokenizer(nn.Module):
         scale: multiplies the logits ``X W_Rᵀ`` before the spatial softmax (default ``1/√C``).
         norm: LayerNorm the queries ``W_R`` (default).
         center: build the queries from the tokens minus their mean over the L tokens (default).
+        shared_query: with ``center``, add back ``γ · mean_L T_in`` before ``W_{T->R}``, ``γ`` a
+            learned scalar that starts at 0: queries start centred (distinct) and training decides
+            how much of the tokens' common content every query should share (method §8).
             ``norm=False, scale=1.0, center=False`` is the literal Eq. 3-4; see the module
             docstring for why it is not the default.
     """
@@ -135,8 +138,11 @@ class RecurrentTokenizer(nn.Module):
         scale: float | None = None,
         norm: bool = True,
         center: bool = True,
+        shared_query: bool = False,
     ) -> None:
         super().__init__()
+        if shared_query and not center:
+            raise ValueError("shared_query re-admits the mean the centring removed; it needs center=True")
         prev_token_channels = prev_token_channels or token_channels
         self.num_tokens = num_tokens
         self.recurrent_tokens = recurrent_tokens or num_tokens
@@ -145,6 +151,7 @@ class RecurrentTokenizer(nn.Module):
         if self.recurrent_tokens < num_tokens and prev_token_channels != token_channels:
             raise ValueError("carrying tokens over needs prev_token_channels == token_channels")
         self.center = center
+        self.shared_gate = nn.Parameter(torch.zeros(())) if shared_query else None
         self.scale = in_channels**-0.5 if scale is None else scale
         self.norm = nn.LayerNorm(in_channels) if norm else nn.Identity()
         self.token_to_filter = nn.Linear(prev_token_channels, in_channels, bias=False)  # W_{T->R}
@@ -160,7 +167,10 @@ class RecurrentTokenizer(nn.Module):
         kept = self.num_tokens - self.recurrent_tokens
         pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
         # What the new queries are made of: what the previous tokens differ in (module docstring).
-        source = tokens - tokens.mean(dim=1, keepdim=True) if self.center else tokens
+        source = tokens
+        if self.center:
+            mean = tokens.mean(dim=1, keepdim=True)
+            source = tokens - mean if self.shared_gate is None else tokens + (self.shared_gate - 1) * mean
         # Eq. (3): W_R = T_in W_{T->R}, (B, L', C); a contiguous slice keeps the GEMM on its fast path
         w_r = self.norm(self.token_to_filter(source[:, kept:].contiguous()))
         t, attn = attend(w_r.unsqueeze(1), pixels, pixels, self.scale, return_attention)
