@@ -4,6 +4,7 @@
     python experiments/flops.py --ablations        # plus the §5.1 ablation table
     python experiments/flops.py --task seg         # segmentation table (method §5.2)
     python experiments/flops.py --format csv
+    python experiments/flops.py --counter torch    # cross-check: PyTorch's FlopCounterMode beside fvcore
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import warnings
 
 from vt.flops import (
     COUNTING_NOTE,
+    FVCORE_ONLY,
     TABLE_FORMATS,
     ablation_table,
     classification_table,
+    counter_table,
     format_table,
     segmentation_table,
     stage_table,
 )
+from vt.models.resnet import ResNet
 
 
 def _pct(x: float) -> str:
@@ -79,15 +83,39 @@ def segmentation(fmt: str) -> str:
     return "\n".join(out)
 
 
+def counters(task: str, fmt: str, size: int) -> str:
+    """The efficiency-table models counted by fvcore and by PyTorch's FlopCounterMode (÷ 2)."""
+    what = f"classification at {size}x{size} and its ablations" if task == "cls" else "segmentation"
+    out = [f"## Two FLOP counters, {what} (one multiply-add = one FLOP)", "",
+           "fvcore-only: the ops FlopCounterMode has no formula for (" + ", ".join(FVCORE_ONLY) + "); "
+           "unexplained = fvcore - fvcore-only - FlopCounterMode / 2 (vt/flops/torch_counter.py).", ""]
+    rows = [
+        [r.model, f"{r.height}x{r.width}", f"{r.check.fvcore / 1e9:.4f}", f"{r.check.torch / 1e9:.4f}",
+         f"{r.check.fvcore_only / 1e9:.4f}", f"{r.check.fvcore_only / r.check.fvcore:.2%}", str(r.check.residual)]
+        for r in counter_table(task, size)
+    ]
+    out.append(format_table(["model", "input", "fvcore GFLOPs", "FlopCounterMode / 2 GFLOPs", "fvcore-only GFLOPs",
+                             "share", "unexplained FLOPs"], rows, fmt))
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=["cls", "seg"], default="cls")
     parser.add_argument("--format", choices=TABLE_FORMATS, default="markdown")
     parser.add_argument("--size", type=int, default=224, help="classification input size")
     parser.add_argument("--ablations", action="store_true", help="also print the ablation table")
+    parser.add_argument("--counter", choices=["fvcore", "torch"], default="fvcore",
+                        help="torch: cross-check every model with PyTorch's FlopCounterMode instead")
     args = parser.parse_args(argv)
+    if args.size < ResNet.min_input_size:  # the smallest input every table's model takes
+        print(f"error: --size {args.size} is too small: the ResNets of the tables need at least "
+              f"{ResNet.min_input_size} (their last map is H/32); the paper's is 224", file=sys.stderr)
+        return 2
     warnings.filterwarnings("ignore")
-    if args.task == "cls":
+    if args.counter == "torch":
+        body = counters(args.task, args.format, args.size)
+    elif args.task == "cls":
         body = classification(args.format, args.size, args.ablations)
     else:
         body = segmentation(args.format)

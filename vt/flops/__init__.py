@@ -3,7 +3,8 @@
 * `vt.flops.counting`: fvcore counting (one multiply-add = one FLOP) of models, necks, segmenters;
 * `vt.flops.parts`: the parts VT changes (VT stage, necks) as modules of positional tensors;
 * `vt.flops.paper`: the paper's reference figures (method §5.1, §5.2);
-* `vt.flops.tables`: our counts beside them, and the markdown/CSV formatter.
+* `vt.flops.tables`: our counts beside them, and the markdown/CSV formatter;
+* `vt.flops.torch_counter`: PyTorch's ``FlopCounterMode`` cross-checking the fvcore counts.
 
 ``python experiments/flops.py`` prints the tables.
 """
@@ -40,10 +41,12 @@ from vt.flops.tables import (
     segmentation_table,
     stage_table,
 )
+from vt.flops.torch_counter import FVCORE_ONLY, CounterRow, CrossCheck, counter_table, cross_check, torch_flops
 
 __all__ = [
     "ABLATIONS",
     "COUNTING_NOTE",
+    "FVCORE_ONLY",
     "PAPER_ABLATIONS",
     "PAPER_CLASSIFICATION",
     "PAPER_SEGMENTATION",
@@ -52,6 +55,8 @@ __all__ = [
     "AblationRow",
     "Comparison",
     "Count",
+    "CounterRow",
+    "CrossCheck",
     "NeckOnMaps",
     "NeckRefinement",
     "PaperRow",
@@ -66,8 +71,11 @@ __all__ = [
     "count_model",
     "count_neck",
     "count_segmenter",
+    "counter_table",
+    "cross_check",
     "feature_shapes",
     "format_table",
     "segmentation_table",
     "stage_table",
+    "torch_flops",
 ]

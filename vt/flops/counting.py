@@ -97,13 +97,13 @@ def count_model(name: str, height: int = 224, width: int | None = None, **overri
 
 
 def feature_shapes(backbone: nn.Module, height: int, width: int) -> dict[str, torch.Size]:
-    """Shapes of ``backbone.forward_features`` on one ``height``×``width`` image.
+    """Shapes of ``backbone.forward_levels`` on one ``height``×``width`` image.
 
     Runs a meta-device copy: shapes without arithmetic (a real forward of ResNet-101 at the
     paper's segmentation sizes is slow on a CPU).
     """
     meta = copy.deepcopy(backbone).to("meta")
-    features = meta.forward_features(torch.zeros(1, 3, height, width, device="meta"))
+    features = meta.forward_levels(torch.zeros(1, 3, height, width, device="meta"))
     return {name: f.shape for name, f in features.items()}
 
 

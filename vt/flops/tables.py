@@ -88,7 +88,7 @@ def stage_table(size: int = 224) -> list[StageComparison]:
     rows = []
     for depth, (paper_stage, paper_total) in PAPER_STAGE_REDUCTION.items():
         resnet, vt = create_model(f"resnet{depth}"), create_model(f"vt_resnet{depth}")
-        c4 = torch.zeros(1, resnet.feature_info[2].channels, size // 16, size // 16)
+        c4 = torch.zeros(1, resnet.level_info[2].channels, size // 16, size // 16)
         r = count(resnet.layer4, c4)
         v = count(TokensOnly(vt.layer4), c4)
         rows.append(StageComparison(

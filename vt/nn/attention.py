@@ -12,6 +12,10 @@ axis. Keeping them in one function, `attend`, gives one place to choose the kern
   else (value widths C_out or C_T unlike query widths C_T/2, NCHW maps, pixels over tokens) the
   CPU kernel falls back to a path slower than two explicit matmuls, so those are used, as they
   are whenever the notebooks want the map.
+* in an exported graph (``torch.export``, ONNX), the fused op, whatever the device: the runtime
+  that runs the graph picks its kernel, and a choice made here by comparing sizes would fix the
+  graph to one side of that comparison (``torch.export`` turns it into a guard on the dynamic
+  height and width).
 
 The explicit kernels are written for the VT shapes, where one side is a feature map of HW pixels
 and the other a handful of tokens. When keys outnumber queries (the tokenizers: L tokens over HW
@@ -80,9 +84,14 @@ Kernel = Callable[[Tensor, Tensor, Tensor, float, bool], tuple[Tensor, Tensor | 
 
 def choose_kernel(q: Tensor, k: Tensor, v: Tensor, return_attention: bool) -> Kernel:
     """The fastest of the kernels below that gives what the caller asks for (module docstring)."""
-    if not return_attention and (q.device.type != "cpu" or _cpu_flash_pays(q, k, v)):
+    if not return_attention and (q.device.type != "cpu" or _exporting() or _cpu_flash_pays(q, k, v)):
         return _fused
     return _query_major if q.shape[-2] <= k.shape[-2] else _key_major
+
+
+def _exporting() -> bool:
+    """Whether ``torch.export`` or the ONNX exporter is tracing the call (module docstring)."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
 
 
 def _cpu_flash_pays(q: Tensor, k: Tensor, v: Tensor) -> bool:
