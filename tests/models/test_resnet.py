@@ -92,23 +92,23 @@ def test_ablation_switches_change_the_modules() -> None:
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_features_match_feature_info(name: str) -> None:
+def test_levels_match_level_info(name: str) -> None:
     model = create_model(name).eval()
     with torch.no_grad():
-        feats = model.forward_features(torch.randn(1, 3, 64, 64))
-    assert [f.name for f in model.feature_info] == ["c2", "c3", "c4", "c5"]
-    for info in model.feature_info:
+        feats = model.forward_levels(torch.randn(1, 3, 64, 64))
+    assert [f.name for f in model.level_info] == ["c2", "c3", "c4", "c5"]
+    for info in model.level_info:
         assert feats[info.name].shape == (1, info.channels, 64 // info.stride, 64 // info.stride)
 
 
 def test_classifier_gradient_reaches_every_parameter_it_uses() -> None:
-    """Only the last projector is idle in classification: it serves ``forward_features``."""
+    """Only the last projector is idle in classification: it serves ``forward_levels``."""
     model = create_model("vt_resnet18", num_classes=5)
     model(torch.randn(2, 3, 32, 32)).logsumexp(1).sum().backward()
     idle = {n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()}
     assert idle and all(n.startswith("layer4.blocks.1.projector.") for n in idle)
     model.zero_grad(set_to_none=True)
-    model.forward_features(torch.randn(2, 3, 32, 32))["c5"].square().mean().backward()
+    model.forward_levels(torch.randn(2, 3, 32, 32))["c5"].square().mean().backward()
     assert all(p.grad is not None for n, p in model.named_parameters()
                if n.startswith("layer4.blocks.1.projector."))
 

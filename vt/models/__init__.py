@@ -1,4 +1,9 @@
-"""Whole networks in plain PyTorch, built by name through the registry."""
+"""Whole networks in plain PyTorch, built by name through the registry.
+
+With timm installed, the classifiers are also registered with timm (:mod:`vt.models.timm`).
+"""
+
+from importlib.util import find_spec
 
 from vt.models import resnet, segmenter, vt_resnet  # noqa: F401  (register the builders)
 from vt.models.features import FeatureInfo
@@ -33,3 +38,6 @@ __all__ = [
     "model_task",
     "register_model",
 ]
+
+if find_spec("timm") is not None:
+    from vt.models import timm as _timm  # noqa: F401  (registers the classifiers with timm)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from torch import nn
 from torchvision.models import resnet as tv
-from torchvision.ops.misc import FrozenBatchNorm2d
 
 from vt.models.resnet import ResNet
+from vt.models.trunk import freeze_batchnorm
 from vt.models.weights import LoadReport, load_weights
 
 
@@ -41,38 +41,20 @@ def move_stride_to_1x1(net: ResNet) -> None:
         first.conv1.stride, first.conv2.stride = first.conv2.stride, first.conv1.stride
 
 
-def freeze_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace every ``BatchNorm2d`` in ``module`` by a ``FrozenBatchNorm2d`` with its values.
-
-    Returns the module (a new object if ``module`` itself is a ``BatchNorm2d``).
-    """
-    if isinstance(module, nn.BatchNorm2d):
-        frozen = FrozenBatchNorm2d(module.num_features, module.eps)
-        if module.affine:
-            frozen.weight.copy_(module.weight.detach())
-            frozen.bias.copy_(module.bias.detach())
-        if module.track_running_stats:
-            frozen.running_mean.copy_(module.running_mean)
-            frozen.running_var.copy_(module.running_var)
-        return frozen
-    for name, child in module.named_children():
-        setattr(module, name, freeze_batchnorm(child))
-    return module
-
-
 def resnet_backbone(
     depth: int,
     stride_in_1x1: bool = True,
     weights: str | None = None,
     frozen_bn: bool = False,
 ) -> tuple[ResNet, LoadReport | None]:
-    """A :class:`ResNet` for dense tasks: C2..C5 through ``forward_features``, no classifier.
+    """A :class:`ResNet` for dense tasks: C2..C5 through ``forward_levels``, no classifier.
 
     Args:
         depth: 18, 34, 50 or 101.
         stride_in_1x1: MSRA/Detectron2-style downsampling (bottleneck depths only).
-        weights: local checkpoint (torchvision state dict or one of our classifier checkpoints);
-            see :func:`vt.models.weights.load_weights`. Nothing is ever downloaded.
+        weights: local checkpoint (torchvision state dict or one of our classifier checkpoints),
+            or ``"torchvision"`` / ``"timm"`` for that library's ResNet weights (its cache, or a
+            download); see :func:`vt.models.weights.load_weights`.
         frozen_bn: freeze every BatchNorm after loading.
 
     Returns:
@@ -84,7 +66,7 @@ def resnet_backbone(
     net.fc = nn.Identity()
     if stride_in_1x1:
         move_stride_to_1x1(net)
-    report = load_weights(net, weights) if weights else None
+    report = load_weights(net, weights, arch=f"resnet{depth}") if weights else None
     if frozen_bn:
         freeze_batchnorm(net)
     return net, report

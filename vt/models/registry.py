@@ -39,24 +39,26 @@ def config_options(config: Any, exclude: Collection[str] = ()) -> tuple[inspect.
 
 def register_model(
     task: str = "classification",
-    base: Callable[..., Any] | None = None,
+    base: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
     options: Sequence[inspect.Parameter] = (),
     group: str | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator: register a builder under its function name for ``task``.
 
-    A builder that forwards ``**kwargs`` declares what it takes: the parameters of ``base`` after
-    its positional-only ones (what the family's builders share, e.g. ``num_classes``), then
-    ``options`` (see :func:`config_options`), this model's ``group`` of options with its values.
-    The builder's ``__signature__`` becomes that list, so ``help()`` and `builder_signature` show it.
+    A builder that forwards ``**kwargs`` declares what it takes: the parameters of ``base`` (or
+    of each function in a sequence of them) after its positional-only ones (what the family's
+    builders share, e.g. ``num_classes``), then ``options`` (see :func:`config_options`), this
+    model's ``group`` of options with its values. The builder's ``__signature__`` becomes that
+    list, so ``help()`` and `builder_signature` show it.
     """
+    bases = [] if base is None else list(base) if isinstance(base, Sequence) else [base]
 
     def wrap(fn: Builder) -> Builder:
         if fn.__name__ in _BUILDERS:
             raise ValueError(f"model {fn.__name__!r} is registered twice")
-        if base is not None:
+        if bases:
             shared = [
-                p for p in inspect.signature(base).parameters.values()
+                p for b in bases for p in inspect.signature(b).parameters.values()
                 if p.kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_KEYWORD)
             ]
             fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

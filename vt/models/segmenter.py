@@ -27,7 +27,7 @@ class Segmenter(nn.Module):
     """Backbone -> neck -> semantic head: ``x: (B, 3, H, W)`` -> logits ``(B, num_classes, H, W)``.
 
     Args:
-        backbone: a :class:`ResNet` (``forward_features`` gives C2..C5, ``feature_info`` states them).
+        backbone: a :class:`ResNet` (``forward_levels`` gives C2..C5, ``level_info`` states them).
         neck: an :class:`~vt.models.fpn.FPN` or :class:`~vt.models.fpn.VTFPN` on the backbone's C2..C5.
         head: a :class:`~vt.models.fpn.SemanticFPNHead` on ``neck.feature_info``.
         name: the registered name, used in error messages.
@@ -51,8 +51,8 @@ class Segmenter(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: (B, 3, H, W)`` (any ``H, W >= min_input_size``) -> ``(B, num_classes, H, W)``."""
-        check_input(x, self.min_input_size, self.name)
-        return self.head(self.neck(self.backbone.forward_features(x)), x.shape[-2:])
+        check_input(x, self.min_input_size, self.name, self.backbone.conv1.weight.dtype)
+        return self.head(self.neck(self.backbone.forward_levels(x)), x.shape[-2:])
 
 
 def _segmenter(
@@ -81,7 +81,7 @@ def _segmenter(
         neck_options: the neck's options (VT-FPN: the fields of :class:`~vt.models.fpn.VTFPNConfig`).
     """
     backbone, report = resnet_backbone(depth, stride_in_1x1, backbone_weights, frozen_bn)
-    levels = [f for f in backbone.feature_info if f.name in PYRAMID_LEVELS]
+    levels = [f for f in backbone.level_info if f.name in PYRAMID_LEVELS]
     pyramid = NECKS[neck](levels, out_channels, **neck_options)
     head = SemanticFPNHead(pyramid.feature_info, num_classes, head_channels)
     return Segmenter(backbone, pyramid, head, f"{neck}_resnet{depth}", report)

@@ -15,7 +15,8 @@ from torchvision.models import resnet as tv
 
 from vt.models.features import check_input
 from vt.models.registry import check_positive, config_options, register_model
-from vt.models.resnet import ARCH, trunk_features
+from vt.models.resnet import ARCH, LEVELS, check_level, timm_feature_info, trunk_features
+from vt.models.trunk import pop_trunk_options, setup_trunk
 from vt.nn import VisualTransformer, VTOutput
 
 
@@ -32,6 +33,8 @@ class VTOptions:
             (§2.1 in every module; ablation) or "pooling" (every module pools; ablation).
         literal_tokenizer: the recurrent tokenizer exactly as Eq. 3-4 (method §8).
         center_tokens: recurrent queries from the tokens minus their mean (method §8).
+        shared_query: a learned, zero-initialised share of the mean token back in every centred
+            query (method §8).
         relation: "transformer" (Eq. 5-6) or "none" (ablation: tokens pass unchanged).
         projector: project the tokens back onto the map (Eq. 7; off: ablation).
         heads: transformer attention heads.
@@ -45,6 +48,7 @@ class VTOptions:
     tokenizer: Literal["filter", "recurrent", "pooling"] = "recurrent"
     literal_tokenizer: bool = False
     center_tokens: bool = True
+    shared_query: bool = False
     relation: Literal["transformer", "none"] = "transformer"
     projector: bool = True
     heads: int = 1
@@ -64,7 +68,7 @@ class VTStageConfig(VTOptions):
     when ``tokenizer == "pooling"``), the later ones ``tokenizer``. The first module's projector
     writes ``out_channels``. ``last_projector`` decides whether the last module has a projector.
     A classifier reads only the last module's tokens, so it never runs that projector (dead
-    compute); a dense task reading the stage's map (``forward_features``) does. See
+    compute); a dense task reading the stage's map (``forward_levels``) does. See
     :class:`vt.nn.VisualTransformer` for the other fields.
     """
 
@@ -123,6 +127,7 @@ class VTStage(nn.Module):
                     channels, cfg.num_tokens, cfg.token_channels, out_channels=out, tokenizer=kind,
                     recurrent_tokens=cfg.recurrent_tokens if kind == "recurrent" else None,
                     literal_tokenizer=cfg.literal_tokenizer, center_tokens=cfg.center_tokens,
+                    shared_query=cfg.shared_query,
                     relation=cfg.relation, projector=has_projector, qk_channels=cfg.qk_channels,
                     ffn_channels=cfg.ffn_channels, heads=cfg.heads, value_proj=cfg.value_proj,
                     projector_qk_channels=cfg.projector_qk_channels,
@@ -168,7 +173,10 @@ class VTResNet(nn.Module):
     where ResNet-34 did not. Cost: ``2 C_T`` parameters.
 
     Attribute names of the trunk (``conv1``..``layer3``) match torchvision's, so a torchvision
-    ResNet checkpoint loads into it directly.
+    ResNet checkpoint loads into it directly (the builders' ``trunk_weights``, :mod:`vt.models.trunk`).
+
+    In timm's vocabulary (see :mod:`vt.models.resnet`) the final representation is the last
+    module's tokens, as a ViT's: ``forward_features(x)`` gives them, ``forward_head`` pools them.
     """
 
     min_input_size = 16  # the VT stage works on the H/16 map; it needs at least one pixel
@@ -190,19 +198,31 @@ class VTResNet(nn.Module):
         self.head_norm = nn.LayerNorm(stage.token_channels)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(stage.token_channels, num_classes)
-        self.feature_info = trunk_features(depth, self.layer4.out_channels, 16)
+        self.num_classes = num_classes
+        self.level_info = trunk_features(depth, self.layer4.out_channels, 16)
+        self.feature_info = timm_feature_info(self.level_info)
 
-    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
-        """``x: (B, 3, H, W)`` -> ``{"c2": (B, C2, H/4, W/4), ..., "c5": (B, C5, H/16, W/16)}``."""
-        c2, c3, c4 = self._trunk(x)
-        return {"c2": c2, "c3": c3, "c4": c4, "c5": self.layer4(c4).features}
+    def forward_levels(self, x: Tensor, last: str = "c5") -> dict[str, Tensor]:
+        """``x: (B, 3, H, W)`` -> ``{"c2": (B, C2, H/4, W/4), ..., "c5": (B, C5, H/16, W/16)}``.
 
-    def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        check_input(x, self.min_input_size, self.name)
+        Stops after ``last``: the levels above it are neither computed nor returned.
+        """
+        check_level(last)
+        levels = self._trunk(x, last)
+        if last == "c5":
+            levels["c5"] = self.layer4(levels["c4"]).features
+        return levels
+
+    def _trunk(self, x: Tensor, last: str = "c4") -> dict[str, Tensor]:
+        """C2..C4 of ``x``, or up to ``last``."""
+        check_input(x, self.min_input_size, self.name, self.conv1.weight.dtype)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        c2 = self.layer1(x)
-        c3 = self.layer2(c2)
-        return c2, c3, self.layer3(c3)
+        levels: dict[str, Tensor] = {}
+        for name, stage in zip(LEVELS, (self.layer1, self.layer2, self.layer3)):
+            x = levels[name] = stage(x)
+            if name == last:
+                break
+        return levels
 
     def forward_tokens(
         self, x: Tensor, return_attention: bool = False, project_last: bool = False
@@ -211,18 +231,26 @@ class VTResNet(nn.Module):
 
         The last projector only matters for the map, so it is skipped unless ``project_last``.
         """
-        return self.layer4(self._trunk(x)[2], return_attention, project_last)
+        return self.layer4(self._trunk(x)["c4"], return_attention, project_last)
 
     def forward_modules(
         self, x: Tensor, return_attention: bool = False, project_last: bool = False
     ) -> list[VTOutput]:
         """``x: (B, 3, H, W)`` -> one :class:`VTOutput` per VT module (tokens ``(B, L, C_T)`` each)."""
-        return self.layer4.forward_modules(self._trunk(x)[2], return_attention, project_last)
+        return self.layer4.forward_modules(self._trunk(x)["c4"], return_attention, project_last)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``x: (B, 3, H, W)`` -> the last module's tokens ``(B, L, C_T)``, unpooled (timm's meaning)."""
+        return self.forward_tokens(x).tokens
+
+    def forward_head(self, tokens: Tensor, pre_logits: bool = False) -> Tensor:
+        """``tokens: (B, L, C_T)`` -> logits ``(B, num_classes)``, or the normed mean token ``(B, C_T)``."""
+        x = self.head_norm(tokens.mean(dim=1))
+        return x if pre_logits else self.fc(self.dropout(x))
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: (B, 3, H, W)`` -> logits ``(B, num_classes)``."""
-        tokens = self.forward_tokens(x).tokens
-        return self.fc(self.dropout(self.head_norm(tokens.mean(dim=1))))
+        return self.forward_head(self.forward_features(x))
 
 
 # The paper's VT stages (method §3): the per-depth widths, found by counting with fvcore among the
@@ -252,15 +280,20 @@ STAGE_OPTIONS = frozenset(f.name for f in fields(VTStageConfig)) - set(_TRUNK_FI
 
 
 def _vt_resnet(depth: int, **kwargs: Any) -> VTResNet:
-    """``vt_resnet{depth}``: ``PAPER_STAGES[depth]`` with the stage options in ``kwargs`` replaced."""
+    """``vt_resnet{depth}``: ``PAPER_STAGES[depth]`` with the stage options in ``kwargs`` replaced.
+
+    The trunk options (:func:`vt.models.trunk.setup_trunk`) fill and freeze the ResNet trunk.
+    """
     stage = {k: kwargs.pop(k) for k in list(kwargs) if k in STAGE_OPTIONS}
-    return VTResNet(depth, replace(PAPER_STAGES[depth], **stage), **kwargs)
+    trunk = pop_trunk_options(kwargs)
+    model = VTResNet(depth, replace(PAPER_STAGES[depth], **stage), **kwargs)
+    return setup_trunk(model, f"resnet{depth}", **trunk)
 
 
 def _registered(depth: int) -> Any:
-    """Registers a VT-ResNet builder: VTResNet's arguments, then its stage's options and values."""
+    """Registers a VT-ResNet builder: VTResNet's arguments, the trunk's, then its stage's options and values."""
     options = config_options(PAPER_STAGES[depth], exclude=_TRUNK_FIELDS)
-    return register_model(base=VTResNet, options=options, group="VT stage")
+    return register_model(base=(VTResNet, setup_trunk), options=options, group="VT stage")
 
 
 # Builders. ``tokenizer``, ``relation``, ``projector``, ``num_tokens`` are the ablation switches of
@@ -275,7 +308,7 @@ def vt_resnet18(**kwargs: Any) -> VTResNet:
 
     Stage: keys/queries C_T/2, FFN hidden C_T/2, projector queries/keys C×C (dense), the first
     projector widens the map to 512 channels, the last module's projector is built (it serves
-    ``forward_features``) but skipped by the classifier.
+    ``forward_levels``) but skipped by the classifier.
     """
     return _vt_resnet(18, **kwargs)
 

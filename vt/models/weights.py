@@ -1,6 +1,10 @@
-"""Loading local checkpoints into a model, with a report of what loaded (no downloads, ever).
+"""Loading checkpoints into a model, with a report of what loaded.
 
-Two formats are understood:
+A checkpoint is a local file, or a library's published weights for a named architecture:
+``"torchvision"`` (its ``DEFAULT`` weights, ``"torchvision:IMAGENET1K_V1"`` for others) or
+``"timm"`` (``"timm:a1_in1k"`` for a pretrained tag). Those two go through the library's own
+weights API, which reads its local cache first and downloads only what is missing; nothing else
+here downloads. Two file formats are understood:
 
 * **torchvision**: a plain state dict as saved by ``torch.save(model.state_dict())`` (the files
   behind ``torchvision.models.ResNet50_Weights``), or the ``{"model": state_dict, ...}`` that
@@ -58,12 +62,59 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str]:
+LIBRARIES = ("torchvision", "timm")  # weight sources named instead of a file, see library_state_dict
+
+
+def library_state_dict(source: str, arch: str) -> dict[str, Tensor]:
+    """The published weights of ``arch`` (``"resnet50"``) named by ``source``, through the library's API.
+
+    ``source`` is ``"torchvision"`` or ``"torchvision:<WEIGHTS>"`` (a member of
+    ``torchvision.models.get_model_weights(arch)``, default ``DEFAULT``), or ``"timm"`` or
+    ``"timm:<tag>"`` (timm's ``arch.tag``, default its default tag). Each library reads its cache
+    and downloads only a file it lacks. Raises a one-line ``ValueError`` for an unknown name.
+    """
+    library, _, tag = source.partition(":")
+    if library == "torchvision":
+        from torchvision.models import get_model_weights
+
+        try:
+            members = get_model_weights(arch)
+        except ValueError as e:
+            raise ValueError(f"torchvision has no weights for {arch!r} ({e})") from e
+        if tag and tag not in members.__members__:
+            raise ValueError(f"torchvision has no {arch} weights {tag!r}; "
+                             f"choose one of: {', '.join(members.__members__)}")
+        return members[tag or "DEFAULT"].get_state_dict(progress=True)
+    if library == "timm":
+        try:
+            import timm
+        except ImportError as e:
+            raise ValueError(f"{source!r} needs timm: pip install 'vt[timm]'") from e
+        name = f"{arch}.{tag}" if tag else arch
+        if not timm.is_model_pretrained(name):
+            raise ValueError(f"timm has no pretrained weights {name!r}; "
+                             f"list them with timm.list_pretrained('{arch}.*')")
+        return timm.create_model(name, pretrained=True).state_dict()
+    raise ValueError(f"unknown weight library {library!r}; use one of {', '.join(LIBRARIES)} or a file")
+
+
+def is_library(source: str | Path) -> bool:
+    """Whether ``source`` names a library's weights (``"torchvision[:WEIGHTS]"``, ``"timm[:tag]"``), not a file."""
+    return isinstance(source, str) and source.partition(":")[0] in LIBRARIES
+
+
+def read_state_dict(path: str | Path, arch: str | None = None) -> tuple[dict[str, Tensor], str]:
     """The model state dict stored in ``path`` and the format it was found in.
 
     Returns ``(state_dict, format)`` with format ``"lightning"`` (the nested state dict, prefixes
-    kept) or ``"torchvision"``. Raises ``FileNotFoundError``/``ValueError`` with the expected layouts.
+    kept) or ``"torchvision"``; a library source (:func:`is_library`) gives that library's weights
+    for ``arch`` with the library's name as format. Raises ``FileNotFoundError``/``ValueError`` with
+    the expected layouts.
     """
+    if is_library(path):
+        if arch is None:
+            raise ValueError(f"{path!r} names a library's weights; it needs the architecture (e.g. 'resnet50')")
+        return library_state_dict(str(path), arch), str(path).partition(":")[0]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (weights are never downloaded; "
@@ -83,15 +134,18 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str]:
                      f"checkpoint with a 'state_dict' entry")
 
 
-def load_weights(model: nn.Module, path: str | Path, prefix: str | None = None) -> LoadReport:
+def load_weights(
+    model: nn.Module, path: str | Path, prefix: str | None = None, arch: str | None = None
+) -> LoadReport:
     """Load the checkpoint at ``path`` into ``model`` non-strictly and report every key.
 
     ``prefix`` names where the model's entries sit in a nested checkpoint (its writer knows);
     without it, the model is the checkpoint's top-level module holding most of the model's keys.
-    A torchvision file is the model's alone.
+    A torchvision file, or a library's weights for ``arch`` (see :func:`read_state_dict`), is the
+    model's alone.
     """
-    state, fmt = read_state_dict(path)
-    if fmt == "torchvision":
+    state, fmt = read_state_dict(path, arch)
+    if fmt != "lightning":
         prefix = ""
     elif prefix is None:
         prefix = _module_prefix(state, model.state_dict())
