@@ -18,11 +18,18 @@ def _setup(root: str, **overrides: object) -> COCOStuffDataModule:
     return datamodule
 
 
-@pytest.mark.parametrize("loader", ["train_dataloader", "val_dataloader"])
-def test_coco_stuff_batch_has_contract_types(coco_root: str, loader: str) -> None:
-    batch = next(iter(getattr(_setup(coco_root), loader)()))
+def test_coco_stuff_train_batch_has_contract_types(coco_root: str) -> None:
+    batch = next(iter(_setup(coco_root).train_dataloader()))
     shapes = {key: (tuple(value.shape), value.dtype) for key, value in batch.items()}
     assert shapes == {"image": ((3, 3, 32, 32), torch.float32), "mask": ((3, 32, 32), torch.int64)}
+
+
+def test_coco_stuff_val_batch_keeps_the_original_size(coco_root: str) -> None:
+    batch = next(iter(_setup(coco_root).val_dataloader()))
+    shapes = {key: (tuple(value.shape), value.dtype) for key, value in batch.items()}
+    assert shapes == {
+        "image": ((3, 3, 30, 40), torch.float32), "mask": ((3, 30, 40), torch.int64), "size": ((3, 2), torch.int64)
+    }
 
 
 @pytest.mark.parametrize(

@@ -87,9 +87,16 @@ def test_imagenet_skip_bad_skips_and_counts_across_workers(imagenet_root: str) -
     assert len(batches) == 6 and datamodule.num_skipped == 1
 
 
-def test_imagenet_broken_symlink_is_not_a_sample(imagenet_root: str) -> None:
+def test_imagenet_broken_symlink_is_a_missing_file_error_naming_it(imagenet_root: str) -> None:
     (Path(imagenet_root) / "train" / "n01443537" / "gone.JPEG").symlink_to("absent.JPEG")
-    assert len(_setup(imagenet_root).train_set) == 12
+    with pytest.raises(DatasetError, match=r"1 train images missing: .*gone\.JPEG; .*--data\.skip_bad true"):
+        _setup(imagenet_root)
+
+
+def test_imagenet_broken_symlink_is_skipped_and_counted_with_skip_bad(imagenet_root: str) -> None:
+    (Path(imagenet_root) / "train" / "n01443537" / "gone.JPEG").symlink_to("absent.JPEG")
+    datamodule = _setup(imagenet_root, skip_bad=True)
+    assert (len(datamodule.train_set), datamodule.num_skipped) == (12, 1)
 
 
 def test_imagenet_class_folder_of_broken_symlinks_is_a_layout_error(imagenet_root: str) -> None:
@@ -98,4 +105,4 @@ def test_imagenet_class_folder_of_broken_symlinks_is_a_layout_error(imagenet_roo
     folder.mkdir()
     (folder / "gone.JPEG").symlink_to("absent.JPEG")
     with pytest.raises(DatasetError, match="n01443537 holds no images"):
-        _setup(imagenet_root)
+        _setup(imagenet_root, skip_bad=True)

@@ -21,11 +21,18 @@ def _train_mask(root: str) -> Path:
     return Path(root) / "TrainVal_parsing_annotations" / "train_segmentations" / "1000_train.png"
 
 
-@pytest.mark.parametrize("loader", ["train_dataloader", "val_dataloader"])
-def test_lip_batch_has_contract_types(lip_root: str, loader: str) -> None:
-    batch = next(iter(getattr(_setup(lip_root), loader)()))
+def test_lip_train_batch_has_contract_types(lip_root: str) -> None:
+    batch = next(iter(_setup(lip_root).train_dataloader()))
     shapes = {key: (tuple(value.shape), value.dtype) for key, value in batch.items()}
     assert shapes == {"image": ((3, 3, 32, 32), torch.float32), "mask": ((3, 32, 32), torch.int64)}
+
+
+def test_lip_val_batch_keeps_the_original_size(lip_root: str) -> None:
+    batch = next(iter(_setup(lip_root).val_dataloader()))
+    shapes = {key: (tuple(value.shape), value.dtype) for key, value in batch.items()}
+    assert shapes == {
+        "image": ((3, 3, 30, 40), torch.float32), "mask": ((3, 30, 40), torch.int64), "size": ((3, 2), torch.int64)
+    }
 
 
 def test_lip_masks_hold_only_lip_classes_and_ignore(lip_root: str) -> None:

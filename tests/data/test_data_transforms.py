@@ -13,6 +13,7 @@ from vt.data.transforms import (
     HorizontalFlip,
     classification_eval,
     classification_train,
+    flip_permutation,
     segmentation_eval,
     segmentation_train,
 )
@@ -58,10 +59,17 @@ def test_segmentation_outputs_batch_dtypes() -> None:
     assert (out["image"].dtype, out["mask"].dtype) == (torch.float32, torch.int64)
 
 
-def test_segmentation_eval_keeps_whole_image_and_pads_with_ignore() -> None:
-    out = segmentation_eval(image_size=80)(_sample(height=30, width=40))
-    assert out["image"].shape == (3, 80, 80)
-    assert (out["mask"][60:] == 255).all() and (out["mask"][:60] != 255).any()
+def test_segmentation_eval_keeps_the_original_mask() -> None:
+    sample = _sample(height=30, width=40)
+    out = segmentation_eval()(sample)
+    assert out["image"].shape == (3, 30, 40) and torch.equal(out["mask"], sample["mask"].long())
+
+
+def test_flip_permutation_swaps_only_the_pairs_and_undoes_itself() -> None:
+    permutation = flip_permutation(LIP_FLIP_PAIRS, 20)
+    assert permutation[12:20].tolist() == [12, 13, 15, 14, 17, 16, 19, 18] and torch.equal(
+        permutation[permutation], torch.arange(20)
+    )
 
 
 @pytest.mark.parametrize("recipe", ["standard", "advanced"])

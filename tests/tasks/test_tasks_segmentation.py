@@ -30,10 +30,10 @@ def test_ignored_pixels_count_for_nothing() -> None:
 
 def test_miou_averages_the_classes_present() -> None:
     task = make_task()
-    metric = task.val_metrics["miou"]
+    metric = task.val_metrics
     prediction = torch.tensor([[[0, 0], [1, 1]]])
     metric.update(prediction, torch.tensor([[[0, 0], [1, 255]]]))
-    assert metric.compute().item() == pytest.approx(1.0)
+    assert metric.compute()["mIoU"].item() == pytest.approx(1.0)
 
 
 def test_classifier_is_refused() -> None:

@@ -80,7 +80,8 @@ class COCOStuffDataModule(SegmentationFilesDataModule):
 
     Args:
         root: the folder holding ``images/`` and ``annotations/``.
-        image_size: training crop side and evaluation size.
+        image_size: training crop side; evaluation resizes the network's input to this longer side
+            and scores at the original size (`vt.tasks.seg_eval`).
         batch_size: samples per batch.
         num_workers: DataLoader workers.
         recipe: accepted for a uniform interface; segmentation has its own augmentation.

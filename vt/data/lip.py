@@ -31,7 +31,8 @@ class LIPDataModule(SegmentationFilesDataModule):
 
     Args:
         root: the folder holding ``TrainVal_images/`` and ``TrainVal_parsing_annotations/``.
-        image_size: training crop side (the paper crops 473) and evaluation size.
+        image_size: training crop side (the paper crops 473); evaluation resizes the network's input
+            to this longer side and scores at the original size (`vt.tasks.seg_eval`).
         batch_size: samples per batch.
         num_workers: DataLoader workers.
         recipe: accepted for a uniform interface; segmentation has its own augmentation.

@@ -61,6 +61,21 @@ def classification_eval(image_size: int) -> Transform:
     )
 
 
+def flip_permutation(swap_pairs: Sequence[tuple[int, int]], num_labels: int = 256) -> torch.Tensor:
+    """The labels ``(num_labels,)`` int64 that a horizontal flip turns each label into.
+
+    Identity but for ``swap_pairs``, which trade places (LIP's left arm is a mirrored right arm).
+    It is its own inverse: training flips masks with it (`HorizontalFlip`), evaluation swaps the
+    class channels of a flipped view's logits back with it (`vt.tasks.seg_eval`).
+    """
+    permutation = torch.arange(num_labels)
+    for a, b in swap_pairs:
+        if not (0 <= a < num_labels and 0 <= b < num_labels):
+            raise ValueError(f"flip pair ({a}, {b}) is outside the {num_labels} labels")
+        permutation[a], permutation[b] = b, a
+    return permutation
+
+
 class HorizontalFlip:
     """Flips image and mask together with probability ``p``, swapping mirrored mask labels.
 
@@ -71,9 +86,7 @@ class HorizontalFlip:
 
     def __init__(self, swap_pairs: Sequence[tuple[int, int]] = (), p: float = 0.5) -> None:
         self.p = p
-        self.lut = torch.arange(256, dtype=torch.uint8)
-        for a, b in swap_pairs:
-            self.lut[a], self.lut[b] = b, a
+        self.lut = flip_permutation(swap_pairs).to(torch.uint8)
 
     def __call__(self, sample: Sample) -> Sample:
         if torch.rand(()) >= self.p:
@@ -115,15 +128,14 @@ def segmentation_train(image_size: int, swap_pairs: Sequence[tuple[int, int]] = 
     )
 
 
-def segmentation_eval(image_size: int) -> Transform:
-    """The whole image: longer side resized to ``image_size``, padded to a square.
+def segmentation_eval() -> Transform:
+    """The whole image and its mask at their original size, only normalised.
 
-    Every labelled pixel is scored (at this resolution), and batches have one shape; padding is
-    ignore, so it never counts.
+    The network's input is resized at evaluation (`vt.tasks.seg_eval`), whose logits are resized
+    back, so every labelled pixel of the original mask is scored; `vt.data.segmentation.collate_original_size`
+    batches images of different sizes.
     """
-    return v2.Compose(
-        [v2.Resize(size=None, max_size=image_size, antialias=True), PadTo(image_size), *finalize()]
-    )
+    return v2.Compose(finalize())
 
 
 def synthetic_train(recipe: str = "standard") -> Transform:
