@@ -1,5 +1,8 @@
 """Train an image classifier: ``python experiments/cls.py --backbone vt_resnet34``.
 
+Subcommands ``fit`` (the default), ``validate``, ``test`` (``--ckpt_path C``: top-1/top-5 and
+per-class accuracy, written beside C) and ``predict`` (``--ckpt_path C images/``: top-k classes).
+
 Synthetic shapes by default (no files needed, a few minutes on a CPU); ``--data imagenet
 --data-dir PATH`` for ImageNet; ``--recipe standard|advanced`` for the paper's recipes (method §6);
 ``--config experiments/configs/imagenet_advanced.yaml`` for a whole paper configuration; every

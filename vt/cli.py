@@ -1,5 +1,7 @@
 """The command line of ``experiments/cls.py`` and ``experiments/seg.py`` (LightningCLI).
 
+Subcommands, as Lightning's: ``fit`` (the default when none is given), ``validate`` and ``test``
+(score ``--ckpt_path`` with the run's own config, `vt.evaluate`), ``predict`` (`vt.predict`).
 Every option is a key of the config: ``--model.*`` (the task: :mod:`vt.tasks`), ``--data.*`` (a
 `vt.data` datamodule), ``--trainer.*`` (every Lightning Trainer flag), plus ``--run_dir`` and
 ``--ckpt_path``; ``--config FILE.yaml`` sets any of them and ``--print_config`` shows them all.
@@ -13,24 +15,31 @@ Each run writes everything into one directory (:mod:`vt.run_dir`: where it is, w
 from __future__ import annotations
 
 from argparse import ArgumentError
+import contextlib
 import logging
 import os
 import re
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.strategies import Strategy
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
-from vt.data import DATAMODULES, VTDataModule
-from vt.run_dir import RUN_DIR_ENV, RUNS_ROOT, resolve_run_dir, summary
+from vt.data import DATAMODULES, BadSampleError, DatasetError, VTDataModule
+from vt.data.base import check_task_data
+from vt.evaluate import find_checkpoint, markdown, raw_weights, run_config, write_results
+from vt.checkpoint import check_checkpoint, load_checkpoint_file
+from vt.run_dir import RUN_DIR_ENV, RUNS_ROOT, remove_unused_versions, resolve_run_dir, summary
 from vt.tasks import (
     CLASSIFICATION_RECIPES, TASKS, AtomicCheckpointIO, NonFiniteError, PreemptionCheckpoint, VTTask,
 )
@@ -38,6 +47,10 @@ from vt.tasks.recipes import resolve_recipe
 
 SHORT_TASK = {"classification": "cls", "segmentation": "seg"}
 EXIT_USAGE, EXIT_FAILED, EXIT_PREEMPTED = 2, 1, 128 + 15
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+EVALUATE = ("validate", "test")
+# Per-class tables longer than this (ImageNet's 1000 classes) are only in the JSON and markdown files.
+PRINTED_CLASSES = 200
 
 # The quick default run: synthetic shapes on a CPU in a few minutes (README, "Training"). Data
 # keys are only those no other datamodule shares: jsonargparse keeps the values of shared keys
@@ -71,32 +84,49 @@ class SaveConfigOnStart(SaveConfigCallback):
         super().setup(trainer, pl_module, "fit")
 
 
-def expand_aliases(argv: list[str], aliases: dict[str, str]) -> list[str]:
+def expand_aliases(argv: list[str], aliases: dict[str, str], lists: frozenset[str] = frozenset()) -> list[str]:
     """``argv`` with each short alias replaced by its full key, and ``--data NAME`` by its class.
 
-    Both ``--flag value`` and ``--flag=value`` forms are understood.
+    Both ``--flag value`` and ``--flag=value`` forms are understood. An alias in ``lists`` takes
+    every value up to the next flag (``--scales 0.5 1.0`` -> ``--model.test_scales [0.5, 1.0]``).
     """
     out: list[str] = []
-    args = iter(argv)
-    for arg in args:
-        flag, eq, value = arg.partition("=")
-        if flag in aliases or flag == "--data":
+    i = 0
+    while i < len(argv):
+        flag, eq, value = argv[i].partition("=")
+        i += 1
+        if flag in lists and not eq:
+            values = []
+            while i < len(argv) and not argv[i].startswith("--"):
+                values.append(argv[i])
+                i += 1
+            out += [aliases[flag], "[" + ", ".join(values) + "]"]
+        elif flag in aliases or flag == "--data":
             if not eq:
-                value = next(args, "")
+                value = argv[i] if i < len(argv) else ""
+                i += 1
             if flag == "--data":
                 out += ["--data", _datamodule_path(value)]
             else:
                 out += [aliases[flag], value]
         else:
-            out.append(arg)
+            out.append(argv[i - 1])
     return out
 
 
 def _datamodule_path(value: str) -> str:
-    """``imagenet`` -> ``vt.data.ImageNetDataModule``; class paths, files and YAML pass through."""
+    """``imagenet`` -> ``vt.data.ImageNetDataModule``; class paths, files and YAML pass through.
+
+    Raises a one-line ``ValueError`` listing the names for anything else (a typo: ``imagnet``).
+    """
     if value in DATAMODULES:
         return f"vt.data.{DATAMODULES[value].__name__}"
-    return value
+    if "." in value or "{" in value or ":" in value or os.path.exists(value):
+        return value
+    raise ValueError(
+        f"--data {value!r} is not a dataset; choose one of {', '.join(DATAMODULES)} "
+        "(or give a datamodule class path, or a YAML file)"
+    )
 
 
 class VTCLI(LightningCLI):
@@ -108,8 +138,11 @@ class VTCLI(LightningCLI):
     recipe).
     """
 
-    def __init__(self, task: str, args: list[str]) -> None:
+    def __init__(self, task: str, args: list[str], stage: str = "fit", checkpoint: Path | None = None) -> None:
+        """``stage``: ``fit``, or ``validate``/``test`` of ``checkpoint`` (which writes no run files)."""
         self.task_name = task
+        self.stage = stage
+        self.checkpoint = checkpoint
         self.run_dir = ""
         super().__init__(
             TASKS[task],
@@ -118,7 +151,7 @@ class VTCLI(LightningCLI):
             run=False,
             args=args,
             seed_everything_default=0,
-            save_config_callback=SaveConfigOnStart,
+            save_config_callback=SaveConfigOnStart if stage == "fit" else None,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config
             load_from_checkpoint_support=False,
             auto_configure_optimizers=False,  # the recipe is the optimizer
@@ -132,7 +165,9 @@ class VTCLI(LightningCLI):
         )
         parser.add_argument(
             "--ckpt_path", type=str | None, default=None,
-            help="resume from this checkpoint; 'last' resumes the newest run of this model (or --run_dir)",
+            help="fit: resume from this checkpoint; 'last' resumes the newest run of this model (or --run_dir). "
+                 "validate/test: the checkpoint to score ('last': the newest last.ckpt of the task, of --run_dir, "
+                 "or of --backbone/--model); its run's config.yaml is read first",
         )
         parser.link_arguments("data.batch_size", "model.batch_size", apply_on="instantiate")
         if self.task_name == "classification":
@@ -149,6 +184,10 @@ class VTCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Fixes the run directory; every output of the run goes under it."""
         config = self.config
+        check_task_data(config.data.class_path, TASKS[self.task_name].target_key, self.task_name, DATAMODULES)
+        if self.stage != "fit":  # scoring writes beside the checkpoint, and never claims a version_<N>
+            self.run_dir = str(self.checkpoint.parent if self.checkpoint else ".")
+            return
         self.run_dir = resolve_run_dir(
             SHORT_TASK[self.task_name], config.model.name, config.run_dir, config.ckpt_path,
             config.trainer.num_nodes,
@@ -160,14 +199,16 @@ class VTCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = self.config_init.trainer
-        if trainer.logger in (None, True):
+        if self.stage != "fit":  # no logs, no checkpoints: the scores go into <checkpoint>.<stage>.json
+            kwargs.update(logger=False, enable_checkpointing=False)
+        elif trainer.logger in (None, True):
             kwargs["logger"] = [
                 TensorBoardLogger(self.run_dir, name="", version=""),
                 # One CSV per session (csv/version_0, then version_1 after a resume): Lightning's
                 # CSV logger would otherwise replace the metrics of the interrupted session.
                 CSVLogger(self.run_dir, name="csv"),
             ]
-        if trainer.enable_checkpointing is not False:
+        if self.stage == "fit" and trainer.enable_checkpointing is not False:
             task: VTTask = self.model
             directory = os.path.join(self.run_dir, "checkpoints")
             metric = task.monitor.split("/")[-1]
@@ -193,6 +234,7 @@ class VTCLI(LightningCLI):
         start = time.perf_counter()
         os.environ[RUN_DIR_ENV] = self.run_dir
         try:
+            _check_resume(self)
             self.trainer.fit(self.model, self.datamodule, ckpt_path=self.config.ckpt_path)
         finally:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -200,27 +242,150 @@ class VTCLI(LightningCLI):
             print(summary(self.trainer, self.run_dir, time.perf_counter() - start))
 
 
+    def evaluate(self) -> dict[str, Any]:
+        """Scores the checkpoint (``validate`` or ``test``), prints and writes the results beside it.
+
+        A run that kept an EMA is scored twice: the averaged weights (``ema``), then the trained
+        ones (``raw``). Returns what was written.
+        """
+        task: VTTask = self.model
+        stage = self.stage
+        if stage == "test" and not is_overridden("test_step", task):
+            rank_zero_warn(f"{type(task).__name__} has no test loop; scoring with its validation loop")
+            stage = "validate"
+        run = self.trainer.test if stage == "test" else self.trainer.validate
+        passes = [("ema", contextlib.nullcontext()), ("raw", raw_weights(task))] if task.ema is not None else [
+            ("model", contextlib.nullcontext())]
+        scored: dict[str, Any] = {}
+        for i, (name, weights) in enumerate(passes):
+            with weights:
+                # The first pass loads the checkpoint; the next ones score what it loaded.
+                metrics = run(task, self.datamodule, ckpt_path=str(self.checkpoint) if i == 0 else None, verbose=False)
+            scored[name] = {"metrics": {k: float(v) for k, v in metrics[0].items()}, "per_class": _per_class(task)}
+        report = getattr(task, "last_eval_report", None) or {}
+        protocol = report.get("protocol") or getattr(task, "evaluation_protocol", None)
+        saved = load_checkpoint_file(self.checkpoint)
+        results = {
+            "subcommand": self.stage,
+            "checkpoint": str(self.checkpoint),
+            # The epoch and step it was saved at (after that epoch's validation during fit).
+            **{k: saved.get(k) for k in ("epoch", "global_step")},
+            "protocol": protocol() if callable(protocol) else (protocol or f"{stage} loop of {type(task).__name__}"),
+            "weights": scored,
+        }
+        if self.trainer.is_global_zero:
+            json_path, md_path = write_results(results, self.checkpoint, self.stage)
+            print(_printed(results))
+            print(f"written: {json_path}, {md_path}")
+        return results
+
+
+def _per_class(task: VTTask) -> dict[str, dict[str, float]]:
+    """The last evaluation's per-class scores by class name: ``{"accuracy": {...}}`` (classifiers),
+    ``{"IoU": {...}, "Acc": {...}}`` (segmenters' ``last_eval_report``); undefined ones left out."""
+    if getattr(task, "per_class_metrics", None):
+        return dict(task.per_class_metrics)
+    rows = (getattr(task, "last_eval_report", None) or {}).get("classes") or []
+    keys = [k for k in ("IoU", "Acc") if rows and k in rows[0]]
+    return {k: {str(r["name"]): r[k] for r in rows if r[k] is not None} for k in keys}
+
+
+def _printed(results: dict[str, Any]) -> str:
+    """The results' markdown, without per-class tables too long to read on a terminal."""
+    trimmed = dict(results, weights={
+        name: dict(r, per_class={k: v for k, v in r["per_class"].items() if len(v) <= PRINTED_CLASSES})
+        for name, r in results["weights"].items()
+    })
+    return markdown(trimmed).rstrip()
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The last value given to ``flag`` in ``args`` (``--flag v`` or ``--flag=v``), else ``None``."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1:]
+    return value
+
+
+def evaluation_args(task: str, args: list[str]) -> tuple[Path | None, list[str]]:
+    """The checkpoint ``validate``/``test`` score, and ``args`` to build its run's model and data.
+
+    The run's config comes first (``--config <run>/config.yaml``, `vt.evaluate.run_config`), so
+    every flag given overrides it; ``--ckpt_path`` becomes the resolved file. ``--help`` needs no
+    checkpoint.
+    """
+    ckpt_path = _flag_value(args, "--ckpt_path")
+    if ckpt_path is None and any(a in ("-h", "--help") for a in args):
+        return None, args
+    given_config = _flag_value(args, "--config")
+    saved: dict[str, Any] = {}
+    if given_config and os.path.isfile(given_config):  # --config <run>/config.yaml --ckpt_path last: that run
+        saved = yaml.safe_load(Path(given_config).read_text()) or {}
+    checkpoint = find_checkpoint(
+        ckpt_path, SHORT_TASK[task],
+        _flag_value(args, "--model.name") or (saved.get("model") or {}).get("name"),
+        _flag_value(args, "--run_dir") or saved.get("run_dir"),
+    )
+    given = [a for i, a in enumerate(args) if not (a == "--ckpt_path" or a.startswith("--ckpt_path=")
+                                                  or (i and args[i - 1] == "--ckpt_path"))]
+    return checkpoint, ["--config", run_config(checkpoint, list(DATAMODULES.values())), *given,
+                        "--ckpt_path", str(checkpoint)]
+
+
+def _check_resume(cli: VTCLI) -> None:
+    """One-line ``ValueError`` unless ``--ckpt_path`` is a readable checkpoint of this very model.
+
+    ``last`` is the run directory's ``checkpoints/last.ckpt``; a path that is not a file (Lightning's
+    ``hpc:`` or ``registry:`` forms) is left to Lightning.
+    """
+    ckpt = cli.config.ckpt_path
+    path = os.path.join(cli.run_dir, "checkpoints", "last.ckpt") if ckpt == "last" else ckpt
+    if path and (ckpt != "last" or os.path.isfile(path)) and ":" not in path:
+        check_checkpoint(path, cli.config.model.name, cli.model.state_dict())
+
+
 def _augmentation(recipe: str) -> str:
     """The datamodule augmentation (``data.recipe``) of a classification recipe."""
     return resolve_recipe(CLASSIFICATION_RECIPES, recipe).augmentation
 
 
-def main(task: str, aliases: dict[str, str], argv: list[str] | None = None) -> int:
-    """Parses ``argv`` (default ``sys.argv[1:]``), trains, and returns the exit status.
+def main(
+    task: str, aliases: dict[str, str], argv: list[str] | None = None, lists: frozenset[str] = frozenset()
+) -> int:
+    """Runs the subcommand of ``argv`` (default ``sys.argv[1:]``; ``fit`` when it names none) and
+    returns the exit status.
+
+    ``fit`` trains; ``validate``/``test`` score ``--ckpt_path``; ``predict`` is `vt.predict.main`.
 
     Problems with the arguments, the model or the data print one line, ``error: ...``, and
     return 2; a non-finite loss or training state returns 1; a pre-empted run (SIGTERM/SIGUSR1) returns 143
     after saving ``last.ckpt``.
     """
-    args = expand_aliases(sys.argv[1:] if argv is None else argv, aliases)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stage = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "fit"
+    if stage == "predict":
+        from vt.predict import main as predict  # matplotlib and image writing only when predicting
+
+        return predict(argv, task)
     # We pass the expanded sys.argv on purpose (and keep sys.argv: DDP reruns it in each process).
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     # The seed is in config.yaml; its log line would come before a one-line error.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     try:
-        cli = VTCLI(task, args)
-        cli.fit()
-    except (ArgumentError, ValueError, FileNotFoundError) as err:  # DatasetError is a ValueError
+        args = expand_aliases(argv, aliases, lists)
+        if stage == "fit":
+            _build(task, args).fit()
+        else:
+            from vt.predict import quiet_lightning
+
+            quiet_lightning()
+            checkpoint, args = evaluation_args(task, args)
+            _build(task, args, stage, checkpoint).evaluate()
+    # DatasetError is a ValueError; Lightning's MisconfigurationException, a bad --trainer.* value.
+    except (ArgumentError, ValueError, FileNotFoundError, MisconfigurationException) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except NonFiniteError as err:
@@ -229,18 +394,50 @@ def main(task: str, aliases: dict[str, str], argv: list[str] | None = None) -> i
     except SIGTERMException:
         print("pre-empted: last.ckpt saved; resume with --ckpt_path last", file=sys.stderr)
         return EXIT_PREEMPTED
+    finally:
+        remove_unused_versions()  # a run that failed before writing anything leaves no empty version_<N>
     return 0
 
 
+def _build(task: str, args: list[str], *more: Any) -> VTCLI:
+    """``VTCLI(task, args, *more)``, its warnings shown only once it is built.
+
+    A run whose arguments, model or data are wrong then prints its one-line error alone, not after
+    warnings about a run that never starts.
+    """
+    with warnings.catch_warnings(record=True) as held:  # the filters in force still apply
+        cli = VTCLI(task, args, *more)
+    for warning in held:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return cli
+
+
+def _cause(err: BaseException) -> BaseException | None:
+    """What Python's traceback shows as the cause of ``err`` (none after ``raise ... from None``)."""
+    return err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+
+
 def _one_line(err: BaseException) -> str:
-    """The root cause of ``err``, on one line, after the config key it concerns.
+    """The cause of ``err``, on one line, after the config key it concerns.
 
     jsonargparse wraps an error raised while building a class (a `DatasetError` of a missing
-    root) in a multi-line summary of every type it tried; the innermost cause is the useful part.
+    root) in a multi-line summary of every type it tried, and a `BadSampleError` names its file
+    while its cause (PIL's "truncated file") does not: the outermost of our own `DatasetError`\ s
+    in the chain is the useful part, else the innermost cause. A DataLoader worker re-raises its
+    error with the worker's whole traceback as the message; the last line of that is the error.
     """
     chain = [err]
-    while chain[-1].__cause__ or chain[-1].__context__:
-        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+    while (link := _cause(chain[-1])) is not None:
+        chain.append(link)
+    cause = next((e for e in chain if isinstance(e, DatasetError)), chain[-1])
+    text = str(cause)
+    if "Original Traceback" in text:  # torch's ExceptionWrapper: "Caught X in DataLoader worker ..."
+        last = text.strip().splitlines()[-1]
+        text = re.sub(r"^[\w.]+: ", "", last)
+    message = " ".join(text.split())
+    if isinstance(cause, BadSampleError):
+        message += "; fix or remove it, or pass --data.skip_bad true to skip unreadable samples"
+    elif isinstance(cause, MisconfigurationException):
+        message += " Fix the --trainer.* option it names (see --help)."
     key = re.match(r'Parser key "([^"]+)"', str(err))
-    message = " ".join(str(chain[-1]).split())
     return f"{key.group(1)}: {message}" if key else message

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from vt.inference import load_model
 from vt.models import VTOptions
@@ -33,6 +33,13 @@ class ClassificationTask(VTTask):
         teacher_name: the registered model a plain state-dict ``teacher`` is loaded into.
         kd_weight: the loss is ``kd_weight * KD + (1 - kd_weight) * CE`` (paper: 0.8).
         kd_temperature: softmax temperature of the distillation term.
+        trunk_weights: the stem and stages 1-3 (the ResNet trunk) from a ResNet's weights: a
+            torchvision or timm state dict file, a ``vt`` checkpoint, or ``"torchvision"`` /
+            ``"timm"`` (that library's ImageNet weights, from its cache or downloaded); see
+            :mod:`vt.models.trunk`. Only initialises: checkpoints rebuild without it.
+        freeze_trunk: keep the trunk fixed (no gradients, frozen BatchNorm statistics).
+        trunk_lr_mult: the trunk's learning rate as a multiple of the recipe's (e.g. 0.1 to
+            fine-tune a pretrained trunk gently); the schedule scales both alike.
     """
 
     task = "classification"
@@ -50,9 +57,19 @@ class ClassificationTask(VTTask):
         teacher_name: str | None = None,
         kd_weight: float = 0.8,
         kd_temperature: float = 1.0,
+        trunk_weights: str | None = None,
+        freeze_trunk: bool = False,
+        trunk_lr_mult: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, recipe=recipe, settings=non_default(vt), **kwargs)
+        if not trunk_lr_mult > 0:
+            raise ValueError(f"trunk_lr_mult must be positive, got {trunk_lr_mult}; "
+                             f"to keep the trunk fixed use --model.freeze_trunk true")
+        if freeze_trunk and trunk_lr_mult != 1.0:
+            raise ValueError("a frozen trunk is not trained: drop --model.trunk_lr_mult or --model.freeze_trunk")
+        trunk = {k: v for k, v in (("trunk_weights", trunk_weights), ("freeze_trunk", freeze_trunk)) if v}
+        super().__init__(name=name, recipe=recipe, settings={**non_default(vt), **trunk}, **kwargs)
+        self.trunk_lr_mult = trunk_lr_mult
         # Kept out of the module tree on purpose: the teacher is not trained, not wrapped by DDP,
         # not converted to SyncBatchNorm, not switched to train mode and not saved in checkpoints.
         self._teacher: tuple[nn.Module, ...] = ()
@@ -61,6 +78,76 @@ class ClassificationTask(VTTask):
                 self._teacher = (load_model(teacher),)
             else:
                 self._teacher = (load_model(teacher, teacher_name, num_classes=self.hparams.num_classes),)
+
+    def setup(self, stage: str) -> None:
+        """Adds the ``test`` loop's metrics and the per-class accuracy of ``validate``/``test``.
+
+        Built here rather than in ``__init__``: metrics hold no weights, so checkpoints of every
+        ``vt`` version load either way, and a model built only for inference carries none.
+        """
+        if not hasattr(self, "test_metrics"):
+            n = self.hparams.num_classes
+            self.test_metrics = self.make_metrics(n).clone(prefix="test/").to(self.device)
+            self.class_confusion = MulticlassConfusionMatrix(n).to(self.device)
+        self.per_class_metrics: dict[str, dict[str, float]] = {}
+
+    def evaluation_protocol(self) -> str:
+        """What ``validate``/``test`` score, in words (written into their results)."""
+        data = self.trainer.datamodule if self._trainer else None
+        size = getattr(data, "image_size", None)
+        if data is not None and getattr(data, "root", None) is not None:  # image files (ImageNet)
+            images = (f"shorter side resized to {size}/0.875 = {round(size / 0.875)}, centre crop {size}x{size} "
+                      f"(vt.data.transforms.classification_eval)")
+        else:
+            images = f"generated at {size}x{size}, as in training"
+        return f"top-1/top-5 and per-class accuracy over the whole validation split; images {images}"
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        """The validation split, scored as in validation (none of the datasets publishes test labels)."""
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def _evaluate(self, batch: Batch, stage: str, metrics: MetricCollection) -> None:
+        """Loss, top-1/top-5 (logged as ``<stage>/...``) and per-class accuracy of one batch.
+
+        ``batch["image"]``: ``(B, 3, S, S)`` (ImageNet: shorter side to ``S / 0.875``, centre
+        crop ``S``; `vt.data.transforms.classification_eval`), ``batch["label"]``: ``(B,)``.
+        """
+        logits = self.eval_model(batch["image"])
+        target = batch["label"]
+        self.log(f"{stage}/loss", F.cross_entropy(logits, target), sync_dist=True)
+        metrics.update(logits, target)
+        self.log_dict(metrics, prog_bar=True)
+        self.class_confusion.update(logits.argmax(dim=1), target)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        """Class probabilities ``(B, num_classes)`` of ``batch["image"]`` ``(B, 3, S, S)`` (`vt.predict`)."""
+        return self.eval_model(batch["image"]).float().softmax(dim=1)
+
+    def on_validation_epoch_end(self) -> None:
+        self._collect_per_class()
+
+    def on_test_epoch_end(self) -> None:
+        self._collect_per_class()
+
+    def _collect_per_class(self) -> None:
+        """``per_class_metrics["accuracy"]``: the epoch's accuracy of each class, by class name.
+
+        Classes without a sample in the split are left out (their accuracy is undefined). The
+        command line writes these into ``<checkpoint>.<validate|test>.json``.
+        """
+        confusion = self.class_confusion.compute()  # (C, C) rows: true class; summed over devices
+        self.class_confusion.reset()
+        seen = confusion.sum(dim=1)
+        accuracy = confusion.diagonal() / seen.clamp(min=1)
+        names = getattr(self.trainer.datamodule, self.class_names_key, None) if self._trainer else None
+        if names is None or len(names) != len(accuracy):
+            names = [str(i) for i in range(len(accuracy))]
+        self.per_class_metrics = {
+            "accuracy": {str(n): float(a) for n, a, k in zip(names, accuracy.tolist(), seen.tolist()) if k > 0}
+        }
 
     def make_metrics(self, num_classes: int) -> MetricCollection:
         return MetricCollection(
