@@ -101,7 +101,7 @@ def _format(t: Tensor, channels_last: bool) -> Tensor:
 def classifier_workloads(depth: int, args: argparse.Namespace, device: torch.device) -> list[Workload]:
     base, vt = create_model(f"resnet{depth}"), create_model(f"vt_resnet{depth}")
     flops = count_model(f"resnet{depth}", args.size).flops / count_model(f"vt_resnet{depth}", args.size).flops
-    c4_size = (1, base.feature_info[2].channels, args.size // 16, args.size // 16)
+    c4_size = (1, base.level_info[2].channels, args.size // 16, args.size // 16)
     stage_flops = count(base.layer4, torch.zeros(c4_size)).flops / count(
         TokensOnly(vt.layer4), torch.zeros(c4_size)).flops
     out: list[Workload] = []
@@ -146,7 +146,8 @@ def neck_workloads(depth: int, args: argparse.Namespace, device: torch.device) -
     return out
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The context a step runs in: nothing for ``"fp32"``, bf16 autocast for ``"bf16"`` (``bf16-mixed``)."""
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -158,7 +159,7 @@ def _step(module: nn.Module, w: Workload, device: torch.device, precision: str) 
         module.eval()
 
         def infer() -> object:
-            with torch.inference_mode(), _autocast(device, precision):
+            with torch.inference_mode(), autocast(device, precision):
                 return module(*inputs)
 
         return infer
@@ -168,7 +169,7 @@ def _step(module: nn.Module, w: Workload, device: torch.device, precision: str) 
 
     def train() -> object:
         opt.zero_grad(set_to_none=True)
-        with _autocast(device, precision):
+        with autocast(device, precision):
             loss = w.loss(module(*inputs))
         loss.backward()
         opt.step()

@@ -35,7 +35,7 @@ def diagnose(name: str, images: torch.Tensor, seed: int) -> str:
     torch.manual_seed(seed)
     model = create_model(name).eval()
     first = model.forward_modules(images)[0]
-    pooled, _ = model.layer4.blocks[0].tokenizer(model._trunk(images)[2])
+    pooled, _ = model.layer4.blocks[0].tokenizer(model.forward_levels(images, "c4")["c4"])
     tokens = first.tokens
     mean = tokens.mean(dim=1, keepdim=True)
     spread = (tokens - mean).norm(dim=-1).mean()

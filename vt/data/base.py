@@ -13,6 +13,7 @@ Training is reproducible across a resume: see `vt.data.sampling`.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from abc import ABC, abstractmethod
 from typing import Any, Callable
@@ -46,6 +47,31 @@ def check_recipe(recipe: str) -> None:
         raise DatasetError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
 
 
+# What each loss target is, for the message of `check_task_data`.
+_TARGETS = {"label": "image-level class labels", "mask": "per-pixel label masks"}
+
+
+def check_task_data(class_path: str, target_key: str, task: str, choices: dict[str, type]) -> None:
+    """Raises the one-line `DatasetError` when the datamodule ``class_path`` lacks ``target_key``.
+
+    Looked up on the class (``has_labels``), before anything is built, so that ``cls.py --data
+    lip`` fails at once, naming the ``choices`` (name -> datamodule class) that fit ``task``. A
+    class that only knows its labels once built is not checked here.
+    """
+    module, _, name = class_path.rpartition(".")
+    try:
+        labels = getattr(getattr(importlib.import_module(module), name), "has_labels", None)
+    except (ImportError, AttributeError, ValueError):  # the parser reports an unknown class itself
+        return
+    if not isinstance(labels, frozenset) or target_key in labels:
+        return
+    fitting = [key for key, cls in choices.items() if target_key in getattr(cls, "has_labels", {target_key})]
+    raise DatasetError(
+        f"{task} trains on {_TARGETS.get(target_key, target_key)} ({target_key!r}), which {name} does "
+        f"not have (it has {', '.join(sorted(labels))}); use --data {' or '.join(fitting)}"
+    )
+
+
 def check_layout(ok: bool, dataset: str, root: str, problem: str, layout: str, fix: str) -> None:
     """Raises the one-line `DatasetError` for a root not in ``layout`` unless ``ok``."""
     if not ok:
@@ -61,6 +87,9 @@ class VTDataset(Dataset[Sample], ABC):
     current random state. With ``skip_bad``, a bad sample is replaced by the next readable one
     (in index order), so batches keep their size, and ``skip_counter`` records each replacement.
     """
+
+    # How a loader batches the samples: torch's default stacking, unless a dataset's samples differ in size.
+    collate_fn: Callable[[list[Sample]], Sample] | None = None
 
     def __init__(self, transform: Transform | None = None, skip_bad: bool = False) -> None:
         self.transform = transform
@@ -100,6 +129,30 @@ class VTDataset(Dataset[Sample], ABC):
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
             return self.transform(sample)
+
+
+class SkipReport(L.Callback):
+    """Says after each training epoch (its validation included) how many bad samples were skipped.
+
+    Each skip is logged as it happens, by the worker that met it; this adds the count of the epoch
+    and of the run, on one line, and logs the run's count as the metric ``data/skipped`` (under
+    DDP each process counts its own shard; the metric is the first process's). A
+    `VTDataModule` with ``skip_bad`` adds it to the trainer that sets it up.
+    """
+
+    def __init__(self, datamodule: VTDataModule) -> None:
+        self.datamodule = datamodule
+        self.reported = 0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = self.datamodule.num_skipped
+        new, self.reported = total - self.reported, total
+        pl_module.log("data/skipped", float(total), on_epoch=True, rank_zero_only=True)  # no collective
+        if new:
+            log.warning(
+                "skipped %d unreadable samples in epoch %d (listed above); %d in this run so far",
+                new, trainer.current_epoch, total,
+            )
 
 
 class VTDataModule(L.LightningDataModule, ABC):
@@ -164,7 +217,13 @@ class VTDataModule(L.LightningDataModule, ABC):
         """The ``"train"`` or ``"val"`` split, with its transforms; raises `DatasetError`."""
 
     def setup(self, stage: str | None = None) -> None:
-        """Builds the splits ``stage`` needs, once: fit needs both, the others only val."""
+        """Builds the splits ``stage`` needs, once: fit needs both, the others only val.
+
+        With ``skip_bad``, a trainer fitting this datamodule gets a `SkipReport`.
+        """
+        trainer = self.trainer
+        if self.skip_bad and trainer is not None and not any(isinstance(c, SkipReport) for c in trainer.callbacks):
+            trainer.callbacks.append(SkipReport(self))
         if stage in (None, "fit") and self.train_set is None:
             train_set = self.make_dataset("train")
             if len(train_set) < self.batch_size:
@@ -188,13 +247,19 @@ class VTDataModule(L.LightningDataModule, ABC):
         listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         message = f"{len(missing)} {what} missing: {listed}"
         if not self.skip_bad:
-            raise DatasetError(f"{message}; restore them, or pass skip_bad=True to skip those samples")
+            raise DatasetError(
+                f"{message}; restore them, or pass --data.skip_bad true (skip_bad=True in Python) to skip those samples"
+            )
         log.warning("skipping samples: %s", message)
         self._skip_counter.counts[0] += len(missing)
 
     @property
     def num_skipped(self) -> int:
-        """Bad samples skipped so far (with ``skip_bad=True``), summed over all workers."""
+        """Bad samples skipped so far (with ``skip_bad=True``), summed over all workers.
+
+        Missing files count once, when the split is listed; an unreadable file counts each time
+        it is drawn (once per epoch). Reported after every epoch by `SkipReport`.
+        """
         return self._skip_counter.total
 
     def _loader(self, dataset: VTDataset | None, train: bool) -> DataLoader[Sample]:
@@ -207,8 +272,10 @@ class VTDataModule(L.LightningDataModule, ABC):
             # A last batch of one sample would break BatchNorm in training.
             drop_last=train,
             num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
+            # Pinned memory only speeds up copies to a GPU; a CPU run (even on a GPU machine) skips it.
+            pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",
             persistent_workers=self.num_workers > 0,
+            collate_fn=dataset.collate_fn,
             # Worker seeds come from here rather than from the global generator, whose state (the
             # model's dropout, restored from a checkpoint) a new loader must not shift.
             generator=torch.Generator().manual_seed(self.seed),

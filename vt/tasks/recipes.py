@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from vt.models.trunk import trunk_parameters
 from vt.tasks.optim import RMSpropTF
 
 
@@ -140,23 +141,35 @@ def resolve_recipe(recipes: dict[str, Recipe], name: str, **overrides: Any) -> R
     return replace(recipes[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, norm_bias_decay: bool) -> list[dict[str, Any]]:
+def parameter_groups(
+    model: nn.Module, weight_decay: float, norm_bias_decay: bool, trunk_lr_mult: float = 1.0
+) -> list[dict[str, Any]]:
     """``model``'s trainable parameters, split so that norms and biases get no weight decay.
 
     Every parameter of at most one dimension is a normalisation weight or a bias (convolution and
     linear weights have two or more), so the split needs no knowledge of the model's modules.
+    With ``trunk_lr_mult != 1`` the trunk's parameters (:func:`vt.models.trunk.trunk_parameters`)
+    form groups of their own, after the others, whose ``lr_scale`` :func:`build_optimizer` applies.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if norm_bias_decay:
-        return [{"params": params, "weight_decay": weight_decay}]
-    return [
-        {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
+        groups = [{"params": params, "weight_decay": weight_decay}]
+    else:
+        groups = [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+    if trunk_lr_mult == 1.0:
+        return groups
+    trunk = {id(p) for p in trunk_parameters(model)}
+    rest = [{**g, "params": [p for p in g["params"] if id(p) not in trunk]} for g in groups]
+    scaled = [{**g, "params": [p for p in g["params"] if id(p) in trunk], "lr_scale": trunk_lr_mult} for g in groups]
+    return rest + scaled
 
 
 def build_optimizer(recipe: Recipe, groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``groups`` at learning rate ``lr``."""
+    """The recipe's optimizer over ``groups`` at learning rate ``lr`` (times a group's ``lr_scale``)."""
+    groups = [{**g, "lr": lr * g["lr_scale"]} if "lr_scale" in g else g for g in groups]
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum)
     if recipe.optimizer == "adamw":
