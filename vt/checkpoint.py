@@ -14,10 +14,15 @@ A ``vt`` training checkpoint is a Lightning checkpoint (a dict saved with ``torc
 
 `write_checkpoint` adds the ``vt`` entries, `read_checkpoint` returns the model's description and
 weights, and `upgrade_checkpoint` converts a checkpoint of an older ``vt`` to this format.
+`check_checkpoint` tells, in one line, why a file cannot be resumed (or scored) as a given model:
+empty, truncated, not a PyTorch file, not a training checkpoint, another model, other shapes.
 """
 
 from __future__ import annotations
 
+import pickle
+import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +40,7 @@ _OLD_EMA_COUNT = "ema.num_updates"
 
 # Builder arguments that only initialise weights; a checkpoint's weights replace them anyway, and
 # their files need not exist where the model is loaded.
-INIT_ONLY_ARGS = ("backbone_weights",)
+INIT_ONLY_ARGS = ("backbone_weights", "trunk_weights")
 
 
 @dataclass(frozen=True)
@@ -95,15 +100,94 @@ def upgrade_checkpoint(checkpoint: dict[str, Any]) -> None:
         state[EMA_COUNT] = state.pop(_OLD_EMA_COUNT) + 1
 
 
+def load_checkpoint_file(path: str | Path) -> Any:
+    """What ``torch.save`` stored in ``path``, tensors on the CPU (memory-mapped where it can be).
+
+    Only tensors and plain values are unpickled (``weights_only``). Raises ``FileNotFoundError``,
+    or a one-line ``ValueError`` naming the file when it is empty, truncated, damaged, not a
+    PyTorch file, or holds other objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes, a save that never finished); "
+                         "use another checkpoint (best-*.ckpt, an earlier copy) or train again")
+    zipped = zipfile.is_zipfile(path)
+    with open(path, "rb") as file:
+        head = file.read(16)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # neither torch.save's zip nor its older pickle format
+        raise ValueError(f"checkpoint {path} is not a PyTorch file (it starts with {head!r}); give a .ckpt "
+                         "that a vt run wrote (last.ckpt, best-*.ckpt)")
+    try:
+        # mmap reads no tensor data until it is used: a check costs little whatever the file's size.
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():
+            raise ValueError(f"checkpoint {path} holds objects other than tensors and plain values, so "
+                             "no vt run wrote it; if you trust it, re-save its state dict alone") from None
+        problem = err
+    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError, ... for a damaged file
+        problem = err
+    first = str(problem).strip().splitlines()[0] if str(problem).strip() else ""
+    raise ValueError(
+        f"checkpoint {path} cannot be read ({type(problem).__name__}{': ' + first.split('. ')[0] if first else ''}): "
+        "it is truncated, damaged or not a PyTorch file; use another checkpoint (last.ckpt, best-*.ckpt) "
+        "or train again"
+    ) from None  # the message says all of it; torch's own is a paragraph
+
+
+def check_checkpoint(
+    path: str | Path, model_name: str | None = None, expected: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
+    """The training checkpoint in ``path``, once it is known to fit; else a one-line error.
+
+    Checks, in order: the file can be read (`load_checkpoint_file`), it is a Lightning training
+    checkpoint (a ``state_dict``), it was trained as ``model_name`` (when given and the file says),
+    and its tensors have the names and shapes of ``expected`` (a task's ``state_dict()``, when given;
+    the returned checkpoint is then upgraded to the current format, `upgrade_checkpoint`).
+    Raises ``FileNotFoundError`` or ``ValueError``; the message says which flag to change.
+    """
+    checkpoint = load_checkpoint_file(path)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise ValueError(f"checkpoint {path} is not a training checkpoint (it has no state_dict); give a "
+                         "last.ckpt or best-*.ckpt that a vt run wrote")
+    trained = (checkpoint.get(MODEL_KEY) or {}).get("name")
+    if model_name and trained and trained != model_name:
+        raise ValueError(f"checkpoint {path} is of {trained}, not {model_name}: pass --model.name {trained} "
+                         f"to continue it, or leave out --ckpt_path to train {model_name} from the start")
+    if expected is not None:
+        upgrade_checkpoint(checkpoint)  # compared in the current format, as the task loads it
+        _check_shapes(path, checkpoint["state_dict"], expected)
+    return checkpoint
+
+
+def _check_shapes(path: str | Path, saved: Mapping[str, Any], expected: Mapping[str, torch.Tensor]) -> None:
+    """One-line ``ValueError`` naming the first tensors that ``saved`` lacks, adds or sizes differently."""
+    lines = []
+    missing = [k for k in expected if k not in saved]
+    extra = [k for k in saved if k not in expected]
+    differ = [k for k in expected if k in saved and tuple(saved[k].shape) != tuple(expected[k].shape)]
+    if differ:
+        k = differ[0]
+        lines.append(f"{len(differ)} tensors differ in shape (e.g. {k}: {tuple(saved[k].shape)} saved, "
+                     f"{tuple(expected[k].shape)} now)")
+    if missing:
+        lines.append(f"it lacks {len(missing)} (e.g. {missing[0]})")
+    if extra:
+        lines.append(f"it has {len(extra)} this model does not (e.g. {extra[0]})")
+    if lines:
+        raise ValueError(f"checkpoint {path} does not fit this run's model: {'; '.join(lines)}; resume with "
+                         "the options it was trained with (--config <its run>/config.yaml)")
+
+
 def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
     """The model description and model weights (the EMA ones when present) of a ``vt`` checkpoint.
 
     Raises ``FileNotFoundError`` or a one-line ``ValueError`` for anything else.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict) or MODEL_KEY not in checkpoint:
         raise ValueError(
             f"{path} is not a vt training checkpoint; for a plain state dict pass the model name too"

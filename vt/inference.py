@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vt.checkpoint import MODEL_PREFIX, CheckpointInfo, read_checkpoint
+from vt.checkpoint import MODEL_KEY, MODEL_PREFIX, CheckpointInfo, load_checkpoint_file, read_checkpoint
 from vt.models import create_model
 from vt.models.weights import load_weights
 
@@ -32,6 +32,9 @@ def load_model(
 
     The model's ``class_names`` attribute names its outputs (``model.class_names[logits.argmax()]``)
     when the checkpoint does (`CheckpointInfo.class_names`), and is ``None`` otherwise.
+
+    Raises ``FileNotFoundError``, or a one-line ``ValueError`` for a file that is empty, damaged,
+    not a PyTorch file, or whose weights do not fit the model.
     """
     if name is None:
         if overrides:
@@ -41,10 +44,20 @@ def load_model(
         model.load_state_dict(weights)
         class_names = info.class_names
     else:
+        if Path(checkpoint).is_file():
+            saved = load_checkpoint_file(checkpoint)  # a damaged file: one line, not torch's paragraph
+            trained = (saved.get(MODEL_KEY) or {}).get("name") if isinstance(saved, dict) else None
+            if trained and trained != name:
+                raise ValueError(f"{checkpoint} is a checkpoint of {trained}, not {name}; "
+                                 "leave out the name to rebuild the model it holds")
         model = create_model(name, **overrides)
         report = load_weights(model, checkpoint, prefix=MODEL_PREFIX)
         if report.missing or report.mismatched:
-            raise ValueError(f"{checkpoint} does not fit {name}: {report.summary()}")
+            raise ValueError(f"{checkpoint} does not fit {name}: " + "; ".join(
+                f"{len(keys)} {kind} (e.g. {keys[0]})"
+                for kind, keys in (("weights missing", report.missing), ("of another shape", report.mismatched))
+                if keys
+            ))
         class_names = None
     model.class_names = class_names
     return model.to(device).eval().requires_grad_(False)

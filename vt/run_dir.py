@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ RUNS_ROOT = "runs"
 # Lightning starts the other processes of a single-node DDP run by rerunning the command; they
 # read the run directory the first process chose from here.
 RUN_DIR_ENV = "VT_RUN_DIR"
+# The version_<N> folders this process created (`_claim_version`), until `remove_unused_versions`.
+_claimed: list[Path] = []
 
 
 def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str | None, num_nodes: int) -> str:
@@ -35,6 +38,8 @@ def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str |
     started separately could not agree on a new directory without ``--run_dir``.
     """
     if run_dir:
+        if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+            raise ValueError(f"--run_dir {run_dir} is a file; pass a directory (created if missing)")
         return run_dir
     if os.environ.get(RUN_DIR_ENV):
         return os.environ[RUN_DIR_ENV]
@@ -68,9 +73,24 @@ def _claim_version(base: Path) -> str:
     while True:
         try:
             os.mkdir(base / f"version_{version}")
-            return str(base / f"version_{version}")
         except FileExistsError:
             version += 1
+            continue
+        _claimed.append(base / f"version_{version}")
+        return str(base / f"version_{version}")
+
+
+def remove_unused_versions() -> None:
+    """Removes the ``version_<N>`` folders this process claimed and no run started in.
+
+    A run that fails before training starts (bad data, a bad checkpoint, a bad trainer option)
+    so leaves no folder behind. Training writes ``config.yaml`` when it starts: a folder with one,
+    or with any checkpoint, is kept; before that only the loggers' empty start files can be there.
+    """
+    while _claimed:
+        folder = _claimed.pop()
+        if folder.is_dir() and not (folder / "config.yaml").exists() and not any(folder.rglob("*.ckpt")):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _job_id() -> str | None:

@@ -3,6 +3,8 @@
 Every image comes out as 8-bit RGB whatever its mode on disk (grayscale, CMYK, RGBA, palette,
 16-bit); every mask as the 8-bit class ids of a single-channel PNG. A file that cannot be used
 raises `BadSampleError` with its path, which `VTDataset` turns into fail-fast or skip-and-count.
+Classification images are turned upright by their EXIF orientation tag; a segmentation image keeps
+its stored pixels, on which its mask was drawn.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image as PILImage
+from PIL import ImageOps
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
@@ -21,6 +24,9 @@ from vt.data.base import IGNORE_INDEX, BadSampleError, Sample, Transform, VTData
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # PIL's own conversion clips 16-bit grey to 255 (a white image); we keep the high byte instead.
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
+# Formats whose compression changes pixel values: a label mask saved so has invented class ids
+# along every edge, whatever its file name says.
+_LOSSY_FORMATS = ("JPEG", "MPO", "JPEG2000")
 # PIL raises these for unreadable, truncated or corrupt files.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError)
 
@@ -39,12 +45,16 @@ def _to_rgb(img: PILImage.Image) -> PILImage.Image:
     return img.convert("RGB")
 
 
-def load_rgb(path: str) -> tv_tensors.Image:
-    """The image at ``path`` as uint8 RGB ``(3, H, W)``; alpha is dropped, as torchvision does."""
+def load_rgb(path: str, exif_orientation: bool = True) -> tv_tensors.Image:
+    """The image at ``path`` as uint8 RGB ``(3, H, W)``; alpha is dropped, as torchvision does.
+
+    With ``exif_orientation`` a photo is turned upright as its EXIF orientation tag says (as every
+    image viewer shows it); without, the stored pixels are returned as they are.
+    """
     try:
         with PILImage.open(path) as img:
             img.load()  # decode now, so a truncated file fails here rather than in a transform
-            rgb = _to_rgb(img)
+            rgb = _to_rgb(ImageOps.exif_transpose(img) if exif_orientation else img)
     except _DECODE_ERRORS as err:
         raise BadSampleError(f"cannot read image {path}: {err}") from err
     return tv_tensors.Image(F.pil_to_tensor(rgb))
@@ -53,16 +63,23 @@ def load_rgb(path: str) -> tv_tensors.Image:
 def load_mask(path: str, num_classes: int) -> tv_tensors.Mask:
     """The label PNG at ``path`` as uint8 class ids ``(H, W)``.
 
-    Valid values are ``0 .. num_classes - 1`` and ``IGNORE_INDEX``; anything else, or a mask that
-    is not single-channel 8-bit (mode L, or P whose palette indices are the ids), is a bad sample.
+    Valid values are ``0 .. num_classes - 1`` and ``IGNORE_INDEX``; anything else, a mask that is
+    not single-channel 8-bit (mode L, or P whose palette indices are the ids), or one stored with
+    lossy compression (JPEG, whatever the file is named), is a bad sample.
     """
     try:
         with PILImage.open(path) as img:
             img.load()
-            mode = img.mode
+            mode, file_format = img.mode, img.format
+            lossy = file_format in _LOSSY_FORMATS or "jpeg" in str(img.info.get("compression", ""))
             ids = np.array(img)
     except _DECODE_ERRORS as err:
         raise BadSampleError(f"cannot read mask {path}: {err}") from err
+    if lossy:
+        raise BadSampleError(
+            f"mask {path} is stored as lossy {file_format} (its compression invents label values along "
+            f"edges); save the masks as PNG from the original labels"
+        )
     if mode not in ("L", "P"):
         raise BadSampleError(
             f"mask {path} has PIL mode {mode}; expected an 8-bit single-channel PNG of class ids (mode L or P)"
@@ -123,7 +140,8 @@ class SegmentationDataset(VTDataset):
 
     def load(self, index: int) -> Sample:
         image_path, mask_path = self.pairs[index]
-        image = load_rgb(image_path)
+        # The stored pixels, ignoring EXIF orientation: masks are annotated on those (COCO's are).
+        image = load_rgb(image_path, exif_orientation=False)
         mask = load_mask(mask_path, self.num_raw_classes)
         if image.shape[-2:] != mask.shape:
             raise BadSampleError(

@@ -21,11 +21,6 @@ def _class_folders(folder: str) -> list[str]:
         return []
 
 
-def _is_image(path: str) -> bool:
-    """An image file; a broken symlink is not one."""
-    return is_image_file(path) and os.path.isfile(path)
-
-
 class ImageNetDataModule(VTDataModule):
     """ImageNet classification: batches ``{"image": (B, 3, S, S), "label": (B,)}``.
 
@@ -42,6 +37,8 @@ class ImageNetDataModule(VTDataModule):
         skip_bad: skip and count unreadable images instead of failing on the first.
         seed: seeds the training shuffle order.
     """
+
+    has_labels = frozenset({"image", "label"})
 
     def __init__(
         self,
@@ -60,7 +57,6 @@ class ImageNetDataModule(VTDataModule):
         self.num_classes = len(self.class_names)
         self.num_seg_classes = 0
         self.seg_class_names: list[str] = []
-        self.has_labels = frozenset({"image", "label"})
 
     def _check_layout(self) -> list[str]:
         """The class names; raises `DatasetError` unless ``root`` has the ImageNet layout."""
@@ -101,7 +97,10 @@ class ImageNetDataModule(VTDataModule):
     def make_dataset(self, split: str) -> VTDataset:
         folder = os.path.join(self.root, split)
         class_to_idx = {name: label for label, name in enumerate(self.class_names)}
-        samples = make_dataset(folder, class_to_idx, is_valid_file=_is_image, allow_empty=True)
+        listed = make_dataset(folder, class_to_idx, is_valid_file=is_image_file, allow_empty=True)
+        # A broken symlink (a dataset copy moved away) is a missing file: fail, or skip and count it.
+        samples = [(path, label) for path, label in listed if os.path.isfile(path)]
+        self.drop_missing([path for path, _ in listed if not os.path.isfile(path)], f"{split} images")
         found = {label for _, label in samples}
         # A split without some class folder is fine (a subset); a class folder without images is not.
         empty = next((os.path.join(folder, name) for name, label in class_to_idx.items()

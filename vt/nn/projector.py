@@ -87,5 +87,6 @@ class Projector(nn.Module):
         k = split_heads(self.key(tokens), self.heads)  # T W_K: (B, h, L, d)
         v = split_heads(self.value(tokens), self.heads)  # T (W_V): (B, h, L, C_out/h)
         out, attn = attend(q, k, v, None, return_attention)  # softmax_L(q kᵀ) v, Eq. (7)
-        out = merge_heads(out).transpose(1, 2).reshape(b, -1, h, w)  # (B, C_out, H, W)
+        # unflatten, not reshape(b, -1, h, w): -1 is ambiguous for an empty batch (B = 0).
+        out = merge_heads(out).transpose(1, 2).unflatten(2, (h, w))  # (B, C_out, H, W)
         return self.shortcut(x) + self.drop_path(self.norm(out)), attn
