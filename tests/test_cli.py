@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -39,14 +38,7 @@ def script(name: str) -> ModuleType:
 CLS, SEG = script("cls").ALIASES, script("seg").ALIASES
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Runs write their runs/ directory into a temporary folder, on one intra-op thread."""
-    monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def test_aliases_expand_to_full_keys() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -21,13 +20,7 @@ from vt.tasks import ClassificationTask, SegmentationTask
 from test_cli import CLS, SEG
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def checkpoint(tmp_path: Path, task: str, name: str | None = None) -> Path:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,8 @@ from vt.checkpoint import MODEL_KEY  # noqa: E402
 from vt.cli import main  # noqa: E402
 from vt.models import create_model  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+from test_cli import CLS, SEG, script  # noqa: E402
+
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 TINY = [
     "--backbone", "resnet18", "--data.image_size", "32", "--data.num_train", "8", "--data.num_val", "4",
@@ -27,25 +26,9 @@ TINY = [
 ]
 
 
-def _script(name: str) -> object:
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-CLS, SEG = _script("cls").ALIASES, _script("seg").ALIASES  # type: ignore[attr-defined]
-
-
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Runs write their runs/ directory into a temporary folder, on one intra-op thread."""
-    monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -184,7 +167,7 @@ def test_a_run_that_fails_before_training_leaves_no_version_folder(
 
 @pytest.mark.parametrize("size", ["0", "8"])
 def test_flops_size_too_small_is_one_line(size: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _script("flops").main(["--size", size]) == 2  # type: ignore[attr-defined]
+    assert script("flops").main(["--size", size]) == 2  # type: ignore[attr-defined]
     assert _one_line_error(capsys) == (
         f"error: --size {size} is too small: the ResNets of the tables need at least 32 (their last map is "
         "H/32); the paper's is 224"

@@ -6,11 +6,9 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from vt.cli import expand_aliases, main
@@ -21,14 +19,7 @@ from test_cli import CLS, SEG, TINY, script
 SEG_LISTS = script("seg").LISTS
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Runs write their runs/ directory into a temporary folder, on one intra-op thread."""
-    monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def digest(path: Path) -> str:

@@ -16,7 +16,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from vt.data.base import IGNORE_INDEX, DatasetError, Sample, Transform, check_recipe
+from vt.data.base import IGNORE_INDEX, Sample, Transform, check_recipe
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
