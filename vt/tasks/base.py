@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MetricCollection
@@ -23,6 +24,7 @@ from torchmetrics import MetricCollection
 from vt.checkpoint import restore_rng, upgrade_checkpoint, write_checkpoint
 from vt.models import create_model, list_models, model_task
 from vt.models.registry import builder_signature
+from vt.tasks.callbacks import preemption_signalled, stop_if_preempted
 from vt.tasks.ema import EMA
 from vt.tasks.optim import from_torch_rmsprop
 from vt.tasks.recipes import Recipe, build_optimizer, parameter_groups, resolve_recipe
@@ -87,6 +89,45 @@ def channels_last_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any,
     return tuple(
         a.contiguous(memory_format=torch.channels_last) if isinstance(a, Tensor) and a.dim() == 4 else a for a in args
     )
+
+
+def apply_configured_settings(trainer: L.Trainer, configured: list[list[dict[str, Any]]]) -> None:
+    """Puts this run's optimizer settings (``configured``: each optimizer's groups, less ``params``)
+    over those a resumed checkpoint restored, and sets each group's rate to what the schedule gives
+    at the step it resumes from.
+
+    Lightning restores the optimizer's groups (learning rate, weight decay, momentum) and the
+    schedule's base learning rates from the checkpoint, so a ``--model.lr`` given on resume (the
+    fix a non-finite loss suggests) would be silently ignored while ``config.yaml`` records it. The
+    checkpoint keeps what training accumulated (weights, optimizer moments, the schedule's position);
+    the settings follow the command line. What changed is logged.
+    """
+    changed: dict[str, tuple[Any, Any]] = {}
+    for optimizer, settings in zip(trainer.optimizers, configured):
+        for group, own in zip(optimizer.param_groups, settings):
+            for key in own.keys() - {"lr", "initial_lr"}:
+                if group.get(key) != own[key]:
+                    changed.setdefault(key, (group.get(key), own[key]))
+            group.update({k: v for k, v in own.items() if k != "lr"})  # lr: the schedule's, set below
+    for config in trainer.lr_scheduler_configs:
+        schedule = config.scheduler
+        if not hasattr(schedule, "base_lrs"):
+            continue
+        groups = schedule.optimizer.param_groups
+        base = [group["initial_lr"] for group in groups]  # this run's peak rates, set when it was built
+        if base != schedule.base_lrs:
+            changed.setdefault("peak lr", (schedule.base_lrs[0], base[0]))
+        if isinstance(schedule, LambdaLR):  # ours: the rate the schedule gives at its position
+            lrs = [b * factor(schedule.last_epoch) for b, factor in zip(base, schedule.lr_lambdas)]
+        else:
+            lrs = [g["lr"] * new / old if old else new for g, old, new in zip(groups, schedule.base_lrs, base)]
+        for group, lr in zip(groups, lrs):
+            group["lr"] = lr
+        schedule.base_lrs = base
+        schedule._last_lr = [group["lr"] for group in groups]  # what get_last_lr() and the logs read
+    if changed:
+        rank_zero_info("resumed with this run's settings (the checkpoint's replaced): " + ", ".join(
+            f"{key} {old} -> {new}" for key, (old, new) in sorted(changed.items())))
 
 
 class VTTask(L.LightningModule):
@@ -234,12 +275,17 @@ class VTTask(L.LightningModule):
         """Stop every process, before the optimizer step, if any process's loss or state is not finite.
 
         The state (weights, buffers, optimizer moments) was checked locally after the previous
-        update (`optimizer_step`); both go into the one decision all processes already share per
-        step, so the check adds no collective (each is a place a pre-empted run can hang in).
+        update (`optimizer_step`). Both, and whether this process was pre-empted (SIGTERM, recorded
+        by `PreemptionCheckpoint`), go into the one collective all processes share per step: every
+        process then takes the same decisions at the same step, and no signal handler needs a
+        collective of its own (each extra one is a place a pre-empted run can hang in).
         """
         bad_state = self._bad_state
         finite = bool(torch.isfinite(loss.detach())) and bad_state is None
-        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+        votes = torch.tensor([int(not finite), int(preemption_signalled(self.trainer))], device=loss.device)
+        not_finite, signalled = self.trainer.strategy.reduce(votes, reduce_op="sum").tolist()  # over processes
+        stop_if_preempted(self.trainer, signalled)
+        if not not_finite:
             return
         if bad_state is not None or torch.isfinite(loss.detach()):
             where = f"this process's {bad_state}" if bad_state else "another process's loss or state"
@@ -273,10 +319,23 @@ class VTTask(L.LightningModule):
         self._bad_state = first_non_finite(self._training_state())
 
     def on_fit_start(self) -> None:
-        """Logs the hyper-parameters with the recipe they resolve to (what the run really uses)."""
+        """Logs the hyper-parameters with the recipe they resolve to (what the run really uses).
+
+        Also keeps the optimizers' settings as this run configured them: a resume then restores the
+        checkpoint's over them, and `on_train_start` puts these back.
+        """
         recipe = {f"recipe/{k}": v for k, v in asdict(self.recipe).items()}
         for logger in self.loggers:
             logger.log_hyperparams({**self.hparams, **recipe})
+        self._configured = [
+            [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+            for optimizer in self.trainer.optimizers
+        ]
+
+    def on_train_start(self) -> None:
+        """On resume, this run's optimizer settings replace the checkpoint's (see `apply_configured_settings`)."""
+        if self.trainer.ckpt_path is not None:
+            apply_configured_settings(self.trainer, self._configured)
 
     def on_train_epoch_start(self) -> None:
         self._last_batch_end = None  # the gap across validation is not training throughput
@@ -331,8 +390,18 @@ class VTTask(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Brings a checkpoint of an older ``vt`` up to date, and restores the random state.
 
-        Lightning calls this before it loads the weights and the optimizer's state.
+        Lightning calls this before it loads the weights and the optimizer's state. Refuses (one-line
+        ``ValueError``) a recipe whose optimizer is not the checkpoint's: its state would not fit
+        (SGD's momentum into AdamW is a ``KeyError`` mid-restore). Other settings given on resume
+        apply (`apply_configured_settings`).
         """
+        saved = checkpoint.get("hyper_parameters", {}).get("recipe")
+        if saved in self.recipes and self.recipes[saved].optimizer != self.recipe.optimizer:
+            raise ValueError(
+                f"the checkpoint holds the {self.recipes[saved].optimizer} state of --model.recipe {saved}, which "
+                f"{self.recipe.optimizer} (--model.recipe {self.hparams.recipe}) cannot continue: resume with "
+                f"--model.recipe {saved}, or leave out --ckpt_path to train from the start"
+            )
         upgrade_checkpoint(checkpoint)
         if self.recipe.optimizer == "rmsprop" and "optimizer_states" in checkpoint:
             checkpoint["optimizer_states"] = [from_torch_rmsprop(s) for s in checkpoint["optimizer_states"]]

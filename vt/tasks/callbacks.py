@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import signal
 import tempfile
@@ -19,7 +21,9 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_prefixed_message, rank_zero_info
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -68,15 +72,40 @@ class PreemptionCheckpoint(L.Callback):
     sends before the end of a job (``#SBATCH --signal=USR1@120``): under SLURM Lightning's own
     handler takes it (``SLURMEnvironment(auto_requeue=True)``: it saves ``hpc_ckpt_*.ckpt`` and
     requeues the job, which resumes from it); anywhere else this callback makes it a SIGTERM.
+
+    Its SIGTERM handler runs no collective. Lightning's broadcasts from inside the handler, so a
+    signal landing while another process waits in a collective of the step (DDP's buffer broadcast,
+    a gradient all-reduce) pairs mismatched collectives: the processes crash or wait forever. This
+    handler records the signal (``signalled``) and forwards it once to the processes the launcher
+    started; under several processes every one then learns of it at the next training step's
+    shared decision (`VTTask._check_finite` calls `stop_if_preempted`) and all stop at the end of
+    that same step (so under several processes it needs a `VTTask`; a signal during validation
+    takes effect at the next training step, and after the last one the run simply finishes). In one
+    process the run stops at the end of the current batch, as Lightning's.
     """
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = dirpath
         self._previous_sigusr1: Any = None
+        self.signalled = False  # this process received SIGTERM (or a forwarded SIGUSR1) during the fit
 
     @property
     def path(self) -> str:
         return os.path.join(self.dirpath, "last.ckpt")
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Lightning builds its SIGTERM handler from this attribute after the setup hooks; an
+        # instance attribute takes the place of its notifier and keeps the rest it composes.
+        self.signalled = False
+        trainer._signal_connector._sigterm_notifier_fn = functools.partial(self._record_sigterm, trainer)
+
+    def _record_sigterm(self, trainer: L.Trainer, signum: int, frame: FrameType | None) -> None:
+        log.info(rank_prefixed_message(f"Received SIGTERM: {signum}", trainer.local_rank))
+        if not self.signalled and trainer.strategy.launcher is not None:
+            trainer.strategy.launcher.kill(signum)  # the processes it started stop with this one
+        self.signalled = True
+        if trainer.world_size == 1:  # no process to agree with: stop at the end of this batch
+            trainer._signal_connector.received_sigterm = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning installs its handlers before this hook; only an unhandled SIGUSR1 is taken.
@@ -85,6 +114,7 @@ class PreemptionCheckpoint(L.Callback):
             self._previous_sigusr1 = signal.signal(signal.SIGUSR1, _forward_to_sigterm)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        trainer._signal_connector.__dict__.pop("_sigterm_notifier_fn", None)
         if self._previous_sigusr1 is not None:
             signal.signal(signal.SIGUSR1, self._previous_sigusr1)
             self._previous_sigusr1 = None
@@ -93,3 +123,20 @@ class PreemptionCheckpoint(L.Callback):
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.path)
             rank_zero_info(f"pre-empted at step {trainer.global_step}: saved {self.path}")
+
+
+def stop_if_preempted(trainer: L.Trainer, signalled: int) -> None:
+    """Stops every process at the end of this training step when ``signalled`` processes got SIGTERM.
+
+    ``signalled`` must be the same on every process: the sum over processes of
+    `preemption_signalled`, taken by a collective all of them run at the same point of the step.
+    Lightning then raises ``SIGTERMException`` on each after the step, and `PreemptionCheckpoint`
+    saves ``last.ckpt``.
+    """
+    if signalled:
+        trainer._signal_connector.received_sigterm = True
+
+
+def preemption_signalled(trainer: L.Trainer) -> bool:
+    """Whether this process's `PreemptionCheckpoint` recorded SIGTERM (SIGUSR1) during this fit."""
+    return any(isinstance(c, PreemptionCheckpoint) and c.signalled for c in trainer.callbacks)
