@@ -11,6 +11,7 @@ weights are published, so nothing is downloaded but this repository; ``trunk_wei
 
 from __future__ import annotations
 
+from inspect import Parameter as _Parameter
 from typing import TYPE_CHECKING
 
 # Imported under private names: torch.hub.list offers every public callable here as a model.
@@ -29,12 +30,23 @@ dependencies = ["torch", "torchvision"]
 def _entrypoint(name: str) -> Callable[..., nn.Module]:
     """``name``'s entry point: ``create_model(name, **options)``, with the builder's signature."""
 
-    def entrypoint(**options: object) -> nn.Module:
+    def entrypoint(pretrained: bool = False, **options: object) -> nn.Module:
+        # torch.hub callers pass pretrained= out of habit (torchvision's entry points take it).
+        if pretrained:
+            raise ValueError(
+                f"there are no published {name} weights; pass pretrained=False (trunk_weights= or "
+                "backbone_weights= start its ResNet part from ImageNet weights), or load your own "
+                "checkpoint with vt.load_model(path)"
+            )
         return _create_model(name, **options)
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
     entrypoint.__doc__ = f"``vt.models.create_model({name!r}, **options)``; takes {_builder_signature(name)}"
-    entrypoint.__signature__ = _builder_signature(name)  # type: ignore[attr-defined]
+    signature = _builder_signature(name)
+    params = list(signature.parameters.values())
+    last = len(params) - (bool(params) and params[-1].kind is _Parameter.VAR_KEYWORD)  # before **kwargs
+    params.insert(last, _Parameter("pretrained", _Parameter.KEYWORD_ONLY, default=False, annotation=bool))
+    entrypoint.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     return entrypoint
 
 

@@ -108,6 +108,10 @@ def load_checkpoint_file(path: str | Path) -> Any:
     PyTorch file, or holds other objects.
     """
     path = Path(path)
+    if path.is_dir():  # a run directory (or its checkpoints/) is the natural first guess
+        inside = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        raise FileNotFoundError(f"checkpoint {path} is a directory, not a checkpoint file; pass a .ckpt in it "
+                                f"(e.g. {inside / 'last.ckpt'})")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:

@@ -376,6 +376,7 @@ def main(
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     try:
         args = expand_aliases(argv, aliases, lists)
+        _check_config_files(args)
         if stage == "fit":
             _build(task, args).fit()
         else:
@@ -397,6 +398,28 @@ def main(
     finally:
         remove_unused_versions()  # a run that failed before writing anything leaves no empty version_<N>
     return 0
+
+
+def _check_config_files(args: list[str]) -> None:
+    """A one-line ``ValueError`` naming a ``--config`` file that is not a YAML mapping of options.
+
+    jsonargparse's own message names neither the file nor the flag ("while parsing a flow node ...").
+    A missing file is left to it (its message names the path).
+    """
+    given = [b for a, b in zip(args, args[1:]) if a in ("--config", "-c")]
+    given += [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    for path in filter(os.path.isfile, given):
+        try:
+            with open(path) as file:
+                loaded = yaml.safe_load(file)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ValueError(f"--config {path} is not valid YAML{where} ({getattr(err, 'problem', None) or err}); "
+                             "fix the file, or pass the config.yaml a run wrote") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"--config {path} holds a {type(loaded).__name__}, not a mapping of options "
+                             "(trainer:, model:, data:, ...); pass the config.yaml a run wrote")
 
 
 def _build(task: str, args: list[str], *more: Any) -> VTCLI:

@@ -56,6 +56,7 @@ from vt.data.files import _DECODE_ERRORS, _to_rgb, is_image_file
 from vt.data.transforms import classification_eval, finalize
 from vt.evaluate import CONFIG_NAME, find_checkpoint
 from vt.models import model_task
+from vt.run_dir import check_writable
 
 SHORT = {"classification": "cls", "segmentation": "seg"}
 DEFAULT_SIZE = 224  # a checkpoint without a datamodule's image_size
@@ -245,7 +246,8 @@ class PredictionWriter(BasePredictionWriter):
         if self.rows and "top_k" in self.rows[0]:
             with open(self.out_dir / f"predictions{suffix}.csv", "w", newline="") as file:
                 writer = csv.writer(file)
-                writer.writerow(["path"] + [f"{key}_{r}" for r in range(1, self.top_k + 1) for key in ("class", "prob")])
+                k = len(self.rows[0]["top_k"])  # --top-k capped at the number of classes, as each row is
+                writer.writerow(["path"] + [f"{key}_{r}" for r in range(1, k + 1) for key in ("class", "prob")])
                 for row in self.rows:
                     writer.writerow([row["path"]] + [v for t in row["top_k"] for v in (t["class"], f"{t['probability']:.6f}")])
 
@@ -324,6 +326,7 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise ValueError(f"--out-dir {args.out_dir} is a file; pass a folder (it is created if missing)")
+    check_writable(args.out_dir, "--out-dir")  # before the model runs on every image, not after
     device = torch.device(args.device)  # a malformed name raises RuntimeError, turned into one line below
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: no CUDA GPU is visible here; use --device cpu")

@@ -14,9 +14,11 @@ The command line (:mod:`vt.cli`) picks it with `resolve_run_dir` and reports it 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str |
     if run_dir:
         if os.path.exists(run_dir) and not os.path.isdir(run_dir):
             raise ValueError(f"--run_dir {run_dir} is a file; pass a directory (created if missing)")
+        check_writable(run_dir, "--run_dir")
         return run_dir
     if os.environ.get(RUN_DIR_ENV):
         return os.environ[RUN_DIR_ENV]
@@ -60,6 +63,24 @@ def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str |
     return _claim_version(base)
 
 
+def check_writable(folder: str | os.PathLike[str], flag: str) -> None:
+    """A one-line ``ValueError`` unless ``folder``, or the folder it would be created in, takes files.
+
+    Checked before anything runs (nothing is created): otherwise a read-only disk or a path under
+    a file fails only when the first output is written, as a traceback from the loggers.
+    """
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        tempfile.TemporaryFile(dir=existing).close()  # the one reliable test (root passes os.access)
+    except OSError as err:
+        raise ValueError(f"{flag} {folder} cannot be written ({existing}: {err.strerror}); "
+                         "pass a directory you can write (created if missing)") from None
+
+
 def _claim_version(base: Path) -> str:
     """Creates and returns ``base/version_<N>``, N one above the highest; never a folder another run holds.
 
@@ -76,6 +97,9 @@ def _claim_version(base: Path) -> str:
         except FileExistsError:
             version += 1
             continue
+        except FileNotFoundError:  # another run's `remove_unused_versions` removed the empty model folder
+            base.mkdir(parents=True, exist_ok=True)
+            continue
         _claimed.append(base / f"version_{version}")
         return str(base / f"version_{version}")
 
@@ -91,6 +115,13 @@ def remove_unused_versions() -> None:
         folder = _claimed.pop()
         if folder.is_dir() and not (folder / "config.yaml").exists() and not any(folder.rglob("*.ckpt")):
             shutil.rmtree(folder, ignore_errors=True)
+            # Its model, task and runs/ folders too, where this left them empty (a mistyped model
+            # name's first run would leave runs/cls/<typo>/); rmdir removes only an empty folder.
+            for parent in folder.parents[:3]:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
 
 
 def _job_id() -> str | None:

@@ -75,7 +75,7 @@ def test_recurrent_queries_ignore_what_all_tokens_share(x: torch.Tensor) -> None
     # The collapse this guards against: tokens that share a large common vector made 16 identical
     # queries. Centred, the queries are made of what the tokens differ in, so adding any vector to
     # every token changes nothing.
-    tok = RecurrentTokenizer(C, L, CT)
+    tok = RecurrentTokenizer(C, L, CT, center=True)
     prev = torch.randn(B, L, CT)
     common = 100 * torch.randn(B, 1, CT)
     t1, a1 = tok(x, prev, return_attention=True)
@@ -85,32 +85,10 @@ def test_recurrent_queries_ignore_what_all_tokens_share(x: torch.Tensor) -> None
 
 
 def test_uncentred_recurrent_queries_collapse_onto_a_common_token_vector(x: torch.Tensor) -> None:
-    tok = RecurrentTokenizer(C, L, CT, center=False)
+    tok = RecurrentTokenizer(C, L, CT)
     prev = torch.randn(B, L, CT) + 100 * torch.randn(B, 1, CT)
     _, attn = tok(x, prev, return_attention=True)
     assert mean_pairwise_cosine(attn.transpose(1, 2)).min() > 0.99
-
-
-def test_shared_query_starts_centred_and_learns_how_much_of_the_mean_to_share(x: torch.Tensor) -> None:
-    centred = RecurrentTokenizer(C, L, CT)
-    shared = RecurrentTokenizer(C, L, CT, shared_query=True)
-    shared.load_state_dict(centred.state_dict(), strict=False)
-    prev = torch.randn(B, L, CT) + 10 * torch.randn(B, 1, CT)
-    t_c, a_c = centred(x, prev, return_attention=True)
-    t_s, a_s = shared(x, prev, return_attention=True)
-    torch.testing.assert_close(a_s, a_c)  # gate 0: exactly the centred queries
-    t_s.square().sum().backward()
-    assert shared.shared_gate.grad is not None and shared.shared_gate.grad.abs() > 0
-    with torch.no_grad():
-        shared.shared_gate.fill_(1.0)  # gate 1: the uncentred queries of Eq. 3 (normalised)
-    uncentred = RecurrentTokenizer(C, L, CT, center=False)
-    uncentred.load_state_dict(centred.state_dict())
-    torch.testing.assert_close(shared(x, prev)[0], uncentred(x, prev)[0], rtol=1e-4, atol=1e-5)
-
-
-def test_shared_query_needs_centring() -> None:
-    with pytest.raises(ValueError, match="shared_query .* needs center=True"):
-        RecurrentTokenizer(C, L, CT, center=False, shared_query=True)
 
 
 @pytest.mark.parametrize("size", [1.0, 30.0])

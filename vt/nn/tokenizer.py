@@ -20,30 +20,32 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
     equal; the VT modules of a VT-ResNet (:class:`~vt.nn.VisualTransformer`) use it. VT-FPN's
     tokenizers read FPN levels, which are not post-ReLU and spread more, and trained clearly
     worse with it, so they keep PyTorch's init (method §8 has both measurements).
-  * The recurrent tokenizer builds its queries from the previous tokens **centred over the token
-    axis**, ``W_R = LN((T_in - mean_L T_in) W_{T->R})``, and scales its logits ``X W_Rᵀ`` by
-    ``1/√C``. Why each step (method §8 has the measurements):
+  * The recurrent tokenizer LayerNorms its queries ``W_R = LN(T_in W_{T->R})`` and scales its
+    logits ``X W_Rᵀ`` by ``1/√C``. Queries made from tokens have entries of the size of the trunk's
+    activations, where a learned ``W_A`` has entries O(1/√C); normalised and scaled, each query is
+    a unit direction whose logits spread like the pixels' deviations along it, as the filter
+    tokenizer's do. Unnormalised ones could make the softmax one-hot from the first step and pass
+    back almost no gradient. The LayerNorm's gain learns the temperature. Cost: ``2 C``
+    parameters and a LayerNorm over L queries.
+  * ``center=True`` (off by default) builds the queries from the previous tokens **centred over
+    the token axis**, ``W_R = LN((T_in - mean_L T_in) W_{T->R})``. Why it exists (method §8 has
+    the measurements): tokens are attention-weighted averages of post-ReLU pixels, which share a
+    large common vector (the image's mean feature), so every token carries it, and the
+    transformer's residual token mixing adds more of it. ``W_{T->R}`` is linear: it maps that
+    shared vector to the same query for every token, and once it dominates, all L queries point
+    the same way and every token attends to the same pixel; from the second module on this is
+    what Eq. 3 does, at initialisation and after training. Subtracting the mean removes exactly
+    the shared part (any vector added to all tokens leaves the queries unchanged), at no
+    parameter or counted FLOP, and keeps the maps distinct at initialisation. Why it is not the
+    default: in our budgets it costs accuracy, and the full-width VT-ResNet-34 of the 4-epoch
+    synthetic job does not learn with it at all (chance level, method §8). The carried-over
+    tokens (``recurrent_tokens < L``) are returned uncentred.
+  * Normalising the pixels (keys) before the spatial softmax was tried with the centring and not
+    kept: it made the maps flatter, not more distinct, at initialisation. A learned scalar gate
+    that adds a share of the mean token back (zero at initialisation) was tried too: VT-ResNet-34
+    still stayed at chance.
 
-    - *Centring.* Tokens are attention-weighted averages of post-ReLU pixels, and such pixels
-      share a large common vector (the image's mean feature), so every token carries it; the
-      transformer's residual token mixing adds more of it. ``W_{T->R}`` is linear: it maps that
-      shared vector to the same query for every token, and once it dominates, all L queries point
-      the same way, every token attends to the same pixel, and the next module runs on one token
-      repeated L times (this is what the literal Eq. 3 does from the second module on, at
-      initialisation and after training). What the new queries should be made of is what the
-      previous tokens *differ* in; subtracting their mean removes exactly the shared part (any
-      vector added to all tokens leaves the queries unchanged) and costs no parameters and no
-      counted FLOPs. The carried-over tokens (``recurrent_tokens < L``) are returned uncentred.
-    - *Query LayerNorm and 1/√C.* Centred queries have entries of the size of the tokens'
-      differences, which follow the trunk's activations, where a learned ``W_A`` has entries
-      O(1/√C). Normalised and scaled, each query is a unit direction and its logits spread like the
-      pixels' deviations along it, as the filter tokenizer's do; unnormalised ones could make the
-      softmax one-hot from the first step and pass back almost no gradient. The LayerNorm's gain
-      learns the temperature. Cost: ``2 C`` parameters and a LayerNorm over L queries.
-    - Normalising the pixels (keys) before the spatial softmax was tried with the centring and
-      not kept: it made the maps flatter, not more distinct, at initialisation.
-
-    ``norm=False, scale=1.0, center=False`` is the literal Eq. (3)-(4)
+    ``norm=False, scale=1.0`` (and no centring) is the literal Eq. (3)-(4)
     (``VisualTransformer(literal_tokenizer=True)``).
 """
 
@@ -105,7 +107,7 @@ class FilterTokenizer(nn.Module):
 class RecurrentTokenizer(nn.Module):
     """Recurrent tokenizer, method §2.2: the previous module's tokens decide what to look for.
 
-    ``W_R = T_in W_{T->R}`` (Eq. 3; by default from the centred, and then normalised, tokens),
+    ``W_R = T_in W_{T->R}`` (Eq. 3; normalised, and optionally from the centred tokens),
     ``T = softmax_HW(X W_Rᵀ)ᵀ X`` (Eq. 4), then C -> C_T.
 
     With ``recurrent_tokens < L`` (the earlier arXiv versions' pseudo code: half of them) only the
@@ -120,12 +122,9 @@ class RecurrentTokenizer(nn.Module):
         recurrent_tokens: how many tokens are recomputed (default all L).
         scale: multiplies the logits ``X W_Rᵀ`` before the spatial softmax (default ``1/√C``).
         norm: LayerNorm the queries ``W_R`` (default).
-        center: build the queries from the tokens minus their mean over the L tokens (default).
-        shared_query: with ``center``, add back ``γ · mean_L T_in`` before ``W_{T->R}``, ``γ`` a
-            learned scalar that starts at 0: queries start centred (distinct) and training decides
-            how much of the tokens' common content every query should share (method §8).
-            ``norm=False, scale=1.0, center=False`` is the literal Eq. 3-4; see the module
-            docstring for why it is not the default.
+        center: build the queries from the tokens minus their mean over the L tokens (distinct
+            maps; off by default, see the module docstring for why).
+            ``norm=False, scale=1.0`` is the literal Eq. 3-4.
     """
 
     def __init__(
@@ -137,12 +136,9 @@ class RecurrentTokenizer(nn.Module):
         recurrent_tokens: int | None = None,
         scale: float | None = None,
         norm: bool = True,
-        center: bool = True,
-        shared_query: bool = False,
+        center: bool = False,
     ) -> None:
         super().__init__()
-        if shared_query and not center:
-            raise ValueError("shared_query re-admits the mean the centring removed; it needs center=True")
         prev_token_channels = prev_token_channels or token_channels
         self.num_tokens = num_tokens
         self.recurrent_tokens = recurrent_tokens or num_tokens
@@ -151,7 +147,6 @@ class RecurrentTokenizer(nn.Module):
         if self.recurrent_tokens < num_tokens and prev_token_channels != token_channels:
             raise ValueError("carrying tokens over needs prev_token_channels == token_channels")
         self.center = center
-        self.shared_gate = nn.Parameter(torch.zeros(())) if shared_query else None
         self.scale = in_channels**-0.5 if scale is None else scale
         self.norm = nn.LayerNorm(in_channels) if norm else nn.Identity()
         self.token_to_filter = nn.Linear(prev_token_channels, in_channels, bias=False)  # W_{T->R}
@@ -167,10 +162,7 @@ class RecurrentTokenizer(nn.Module):
         kept = self.num_tokens - self.recurrent_tokens
         pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
         # What the new queries are made of: what the previous tokens differ in (module docstring).
-        source = tokens
-        if self.center:
-            mean = tokens.mean(dim=1, keepdim=True)
-            source = tokens - mean if self.shared_gate is None else tokens + (self.shared_gate - 1) * mean
+        source = tokens - tokens.mean(dim=1, keepdim=True) if self.center else tokens
         # Eq. (3): W_R = T_in W_{T->R}, (B, L', C); a contiguous slice keeps the GEMM on its fast path
         w_r = self.norm(self.token_to_filter(source[:, kept:].contiguous()))
         t, attn = attend(w_r.unsqueeze(1), pixels, pixels, self.scale, return_attention)

@@ -50,9 +50,8 @@ class VisualTransformer(nn.Module):
             LayerNorm, 1/√C logit scale and token centring (see :mod:`vt.nn.tokenizer` for why
             they are on).
         center_tokens: a recurrent tokenizer builds its queries from the previous tokens minus
-            their mean over the L tokens (see :mod:`vt.nn.tokenizer`); ``False`` reads them as they are.
-        shared_query: with ``center_tokens``, a learned, zero-initialised share of the mean token
-            re-enters every query (:class:`~vt.nn.tokenizer.RecurrentTokenizer`).
+            their mean over the L tokens: distinct maps from the second module on, but less
+            accuracy in our budgets (off by default; see :mod:`vt.nn.tokenizer`).
         relation: "transformer" or "none" (ablation: tokens pass through unchanged).
         projector: build and run the projector (a network whose head reads only tokens has no use
             for its last module's projector).
@@ -77,8 +76,7 @@ class VisualTransformer(nn.Module):
         prev_token_channels: int | None = None,
         recurrent_tokens: int | None = None,
         literal_tokenizer: bool = False,
-        center_tokens: bool = True,
-        shared_query: bool = False,
+        center_tokens: bool = False,
         relation: RelationKind = "transformer",
         projector: bool = True,
         qk_channels: int | None = None,
@@ -101,7 +99,6 @@ class VisualTransformer(nn.Module):
             self.tokenizer = RecurrentTokenizer(
                 in_channels, num_tokens, token_channels, prev_token_channels, recurrent_tokens,
                 center=center_tokens and not literal_tokenizer,
-                shared_query=shared_query and center_tokens and not literal_tokenizer,
                 **(dict(norm=False, scale=1.0) if literal_tokenizer else {}),
             )
         elif tokenizer == "pooling":
