@@ -75,10 +75,10 @@ def test_recipe_sets_the_data_augmentation_and_the_datamodule_sizes_the_model() 
     [
         (["--backbone", "resnet99"], "error: unknown model 'resnet99'; classification models: "),
         (["--backbone", "fpn_resnet50"], "error: 'fpn_resnet50' is a segmentation model"),
-        (["--data", "imagenet"], "error: data: the following arguments are required: root"),
+        (["--data", "imagenet"], "error: --data: the following arguments are required: root"),
         (["--data", "imagenet", "--data-dir", "/no/such"], "error: ImageNet root '/no/such': no such directory"),
         (["--data", "imagenet", "--data-dir", "."], "error: ImageNet root '.': no train/ folder. Expected"),
-        (["--trainer.max_epochs", "many"], "error: trainer.max_epochs: Expected a <class 'int'>"),
+        (["--trainer.max_epochs", "many"], "error: --trainer.max_epochs: Expected a <class 'int'>"),
         (["--ckpt_path", "last"], "error: --ckpt_path last: no run of resnet34"),
     ],
 )
@@ -99,7 +99,7 @@ def test_help_shows_the_typed_model_settings_with_types_and_defaults(capsys: pyt
 
 @pytest.mark.parametrize(("task", "aliases", "argv", "message"), [
     ("classification", CLS, ["--model.vt.num_tokens", "abc"],
-     "error: model.vt.num_tokens: Expected a <class 'int'>. Got value: abc"),
+     "error: --model.vt.num_tokens: Expected a <class 'int'>. Got value: abc"),
     ("classification", CLS, ["--backbone", "resnet18", "--model.vt.num_tokens", "32"],
      "error: model 'resnet18' does not take 'num_tokens'; it takes: num_classes, dropout"),
     ("segmentation", SEG, ["--model", "fpn_resnet50", "--model.neck.num_tokens", "16"],

@@ -8,20 +8,26 @@ import inspect
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 
 import vt
+from vt.cli import _one_line
 from vt.cli import main as cli_main
+from vt.data import BadSampleError
 from vt.predict import PredictionWriter
 from vt.predict import main as predict_main
 from vt.run_dir import remove_unused_versions, resolve_run_dir
 
-from test_cli import CLS
+from test_cli import CLS, TINY
 
 
 def test_load_model_of_a_directory_says_it_is_a_directory(tmp_path: Path) -> None:
@@ -133,3 +139,69 @@ def test_config_that_is_not_a_yaml_mapping_names_the_file(
     assert cli_main("classification", CLS, ["--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert re.fullmatch(rf"error: --config {re.escape(str(config))} {message}.*\n", err), err
+
+
+class CtrlCOnce(L.Callback):
+    """Presses Ctrl-C (SIGINT to this process) once, at the start of the first training batch, and
+    prints whether Python's own handler is back for a second one."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, i: int) -> None:
+        if i == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        print(f"second Ctrl-C interrupts: {signal.getsignal(signal.SIGINT) is signal.default_int_handler}")
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_last_ckpt_and_exits_130(tmp_path: Path) -> None:
+    # Ctrl-C used to exit 1 with no last.ckpt: the steps done were lost (SIGTERM saved them).
+    run_dir = tmp_path / "run"
+    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "experiments/cls.py", *TINY, "--trainer.max_epochs", "1", "--run_dir", str(run_dir),
+         "--trainer.callbacks+=test_reliability_newuser.CtrlCOnce"],
+        cwd=Path(__file__).resolve().parents[1], env=environment, capture_output=True, text=True, timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 130, output[-3000:]
+    assert "interrupted: last.ckpt saved; resume with --ckpt_path last" in result.stderr
+    assert "second Ctrl-C interrupts: True" in result.stdout
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    assert torch.load(checkpoint, weights_only=False)["global_step"] == 1  # stopped after the step it was in
+    assert isinstance(vt.load_model(str(checkpoint)), torch.nn.Module)
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--model.lr", "-1", "--model.lr must be a positive number, got -1.0"),
+    ("--model.lr", "0", "--model.lr must be a positive number, got 0.0"),
+    ("--model.weight_decay", "-0.1", "--model.weight_decay must be at least 0, got -0.1"),
+    ("--model.ema_decay", "1", r"--model.ema_decay must be in \[0, 1\), got 1.0"),
+    ("--model.label_smoothing", "1.5", r"--model.label_smoothing must be in \[0, 1\), got 1.5"),
+    ("--model.dropout", "-0.5", r"--model.dropout must be in \[0, 1\), got -0.5"),
+    ("--data.image_size", "big", r"--data.image_size: Expected a <class 'int'>. Got value: big"),
+])
+def test_bad_rates_and_values_name_their_flag(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # lr -1 was torch's "Invalid learning rate: -0.125" at the first step; `big` named only `data`.
+    assert cli_main("classification", CLS, ["--backbone", "resnet18", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"error: {message}\n", err), err
+
+
+def test_image_size_below_the_model_minimum_names_the_flag_before_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    # It failed only at the sanity check, after the model summary, with "resize or pad the images".
+    assert cli_main("classification", CLS, ["--backbone", "vt_resnet18", "--data.image_size", "8"]) == 2
+    assert capsys.readouterr().err == ("error: --data.image_size 8 is too small for vt_resnet18: it needs images of "
+                                       "at least 16x16; pass --data.image_size 16 or more\n")
+
+
+@pytest.mark.parametrize(("message", "end"), [
+    ("mask m.png has label values [77] outside 0..19 (and 255 = ignore)", "to skip bad samples"),
+    ("cannot read image a.jpg: image file is truncated", "to skip unreadable samples"),
+])
+def test_bad_sample_hint_says_unreadable_only_when_it_was(message: str, end: str) -> None:
+    # A mask read fine but holding wrong labels is not "unreadable".
+    assert _one_line(BadSampleError(message)) == f"{message}; fix or remove it, or pass --data.skip_bad true {end}"

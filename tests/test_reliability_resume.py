@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -35,6 +36,19 @@ def optimizer_settings(checkpoint: Path) -> tuple[list[float], list[float]]:
 
 
 def test_lr_and_weight_decay_given_on_resume_apply(caplog: pytest.LogCaptureFixture) -> None:
+    # Lightning's logger stops propagating to the root when it was imported before any handler
+    # existed, which depends on test order: listen on it directly.
+    lightning_log = logging.getLogger("lightning.pytorch")
+    lightning_log.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")
+    try:
+        _resume_with_new_settings()
+    finally:
+        lightning_log.removeHandler(caplog.handler)
+    assert "resumed with this run's settings (the checkpoint's replaced): peak lr" in caplog.text
+
+
+def _resume_with_new_settings() -> None:
     RecordLr.seen.clear()
     assert main("classification", CLS, [*SHORT, "--trainer.max_epochs", "1", "--model.lr", "0.4"]) == 0
     base, decays = optimizer_settings(RUN / "checkpoints" / "last.ckpt")
@@ -50,7 +64,6 @@ def test_lr_and_weight_decay_given_on_resume_apply(caplog: pytest.LogCaptureFixt
     step, lr = RecordLr.seen[0]
     assert step == 4 and lr == pytest.approx(new_base[0] * CLASSIFICATION_RECIPES["synthetic"].lr_factor(4 / 8))
     assert set(new_decays) <= {0.0, 0.001} and 0.001 in new_decays and new_decays != decays
-    assert "resumed with this run's settings (the checkpoint's replaced): peak lr" in caplog.text
 
 
 def test_recipe_with_another_optimizer_on_resume_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -43,10 +43,12 @@ from vt.run_dir import RUN_DIR_ENV, RUNS_ROOT, remove_unused_versions, resolve_r
 from vt.tasks import (
     CLASSIFICATION_RECIPES, TASKS, AtomicCheckpointIO, NonFiniteError, PreemptionCheckpoint, VTTask,
 )
+from vt.tasks.callbacks import interrupted_by_ctrl_c
 from vt.tasks.recipes import resolve_recipe
 
 SHORT_TASK = {"classification": "cls", "segmentation": "seg"}
 EXIT_USAGE, EXIT_FAILED, EXIT_PREEMPTED = 2, 1, 128 + 15
+EXIT_INTERRUPTED = 128 + 2  # a Ctrl-C: the shell's status for SIGINT
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 EVALUATE = ("validate", "test")
 # Per-class tables longer than this (ImageNet's 1000 classes) are only in the JSON and markdown files.
@@ -198,6 +200,7 @@ class VTCLI(LightningCLI):
         config.trainer.default_root_dir = self.run_dir  # SLURM's requeue checkpoints go here too
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
+        _check_image_size(self.model, self.datamodule)  # the model and data are built, the Trainer not yet
         trainer = self.config_init.trainer
         if self.stage != "fit":  # no logs, no checkpoints: the scores go into <checkpoint>.<stage>.json
             kwargs.update(logger=False, enable_checkpointing=False)
@@ -347,6 +350,19 @@ def _check_resume(cli: VTCLI) -> None:
         check_checkpoint(path, cli.config.model.name, cli.model.state_dict())
 
 
+def _check_image_size(task: VTTask, datamodule: Any) -> None:
+    """A one-line ``ValueError`` when ``--data.image_size`` is below the model's ``min_input_size``.
+
+    The model's own check fires only at its first forward (the sanity check, after the model
+    summary) and cannot name the flag.
+    """
+    need = int(getattr(task.model, "min_input_size", 1))
+    size = getattr(datamodule, "image_size", None)
+    if isinstance(size, int) and size < need:
+        raise ValueError(f"--data.image_size {size} is too small for {task.hparams.name}: it needs images of at "
+                         f"least {need}x{need}; pass --data.image_size {need} or more")
+
+
 def _augmentation(recipe: str) -> str:
     """The datamodule augmentation (``data.recipe``) of a classification recipe."""
     return resolve_recipe(CLASSIFICATION_RECIPES, recipe).augmentation
@@ -362,7 +378,8 @@ def main(
 
     Problems with the arguments, the model or the data print one line, ``error: ...``, and
     return 2; a non-finite loss or training state returns 1; a pre-empted run (SIGTERM/SIGUSR1) returns 143
-    after saving ``last.ckpt``.
+    after saving ``last.ckpt``, and one stopped by a first Ctrl-C returns 130 after saving it (a second
+    Ctrl-C interrupts at once).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     stage = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "fit"
@@ -374,11 +391,13 @@ def main(
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     # The seed is in config.yaml; its log line would come before a one-line error.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    fitting: VTCLI | None = None
     try:
         args = expand_aliases(argv, aliases, lists)
         _check_config_files(args)
         if stage == "fit":
-            _build(task, args).fit()
+            fitting = _build(task, args)
+            fitting.fit()
         else:
             from vt.predict import quiet_lightning
 
@@ -393,8 +412,10 @@ def main(
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
     except SIGTERMException:
-        print("pre-empted: last.ckpt saved; resume with --ckpt_path last", file=sys.stderr)
-        return EXIT_PREEMPTED
+        ctrl_c = fitting is not None and interrupted_by_ctrl_c(fitting.trainer)
+        print(f"{'interrupted' if ctrl_c else 'pre-empted'}: last.ckpt saved; resume with --ckpt_path last",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED if ctrl_c else EXIT_PREEMPTED
     finally:
         remove_unused_versions()  # a run that failed before writing anything leaves no empty version_<N>
     return 0
@@ -441,7 +462,7 @@ def _cause(err: BaseException) -> BaseException | None:
 
 
 def _one_line(err: BaseException) -> str:
-    """The cause of ``err``, on one line, after the config key it concerns.
+    """The cause of ``err``, on one line, after the flag of the config key it concerns (``--data.image_size: ...``).
 
     jsonargparse wraps an error raised while building a class (a `DatasetError` of a missing
     root) in a multi-line summary of every type it tried, and a `BadSampleError` names its file
@@ -459,8 +480,16 @@ def _one_line(err: BaseException) -> str:
         text = re.sub(r"^[\w.]+: ", "", last)
     message = " ".join(text.split())
     if isinstance(cause, BadSampleError):
-        message += "; fix or remove it, or pass --data.skip_bad true to skip unreadable samples"
+        # A mask read fine but wrong (labels out of range, wrong size) is bad, not unreadable.
+        kind = "unreadable" if message.startswith("cannot read") else "bad"
+        message += f"; fix or remove it, or pass --data.skip_bad true to skip {kind} samples"
     elif isinstance(cause, MisconfigurationException):
         message += " Fix the --trainer.* option it names (see --help)."
-    key = re.match(r'Parser key "([^"]+)"', str(err))
-    return f"{key.group(1)}: {message}" if key else message
+    # jsonargparse nests a subclass's key under its parent's ("data", then "image_size"): their
+    # dotted path is the flag to fix, ``--data.image_size``.
+    keys: list[str] = []
+    for link in chain[:chain.index(cause) + 1] if re.match(r'Parser key "', str(err)) else []:
+        key = re.match(r'Parser key "([^"]+)"', str(link))
+        if key and (not keys or keys[-1] != key.group(1)):
+            keys.append(key.group(1))
+    return f"--{'.'.join(keys)}: {message}" if keys else message

@@ -79,6 +79,25 @@ def first_non_finite(obj: Any) -> str | None:
     return None
 
 
+def _check_rates(**given: float | None) -> None:
+    """A one-line ``ValueError`` naming the flag of an out-of-range rate given explicitly (``None``: the recipe's).
+
+    ``lr`` must be positive, ``weight_decay`` at least 0, the others in [0, 1): caught here, not as
+    torch's "Invalid learning rate: -0.125" (the batch-scaled value) at the first optimizer step.
+    """
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name == "lr":
+            bad, need = not value > 0, "a positive number"
+        elif name == "weight_decay":
+            bad, need = not value >= 0, "at least 0"
+        else:
+            bad, need = not 0 <= value < 1, "in [0, 1)"
+        if bad:
+            raise ValueError(f"--model.{name} must be {need}, got {value}")
+
+
 def channels_last_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """A forward pre-hook: every 4-D tensor argument ``(B, C, H, W)`` in channels-last memory format.
 
@@ -196,6 +215,8 @@ class VTTask(L.LightningModule):
             raise ValueError(
                 f"{name!r} is a {model_task(name)} model; {self.task} models: {', '.join(list_models(self.task))}"
             )
+        _check_rates(lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing, ema_decay=ema_decay,
+                     drop_path=drop_path, dropout=dropout)
         self.recipe = resolve_recipe(
             self.recipes, recipe, lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
             ema_decay=ema_decay, drop_path=drop_path, dropout=dropout,

@@ -62,6 +62,11 @@ def _forward_to_sigterm(signum: int, frame: FrameType | None) -> None:
     signal.raise_signal(signal.SIGTERM)
 
 
+def _is_default_sigint(handler: Any) -> bool:
+    """Whether ``handler`` is Python's own SIGINT handling (``KeyboardInterrupt``), not someone else's."""
+    return handler is signal.default_int_handler
+
+
 class PreemptionCheckpoint(L.Callback):
     """Writes ``<dirpath>/last.ckpt`` when the run receives SIGTERM or SIGUSR1, then lets it exit.
 
@@ -71,7 +76,9 @@ class PreemptionCheckpoint(L.Callback):
     checkpoint writer: `AtomicCheckpointIO` in the command line). SIGUSR1 is the warning SLURM
     sends before the end of a job (``#SBATCH --signal=USR1@120``): under SLURM Lightning's own
     handler takes it (``SLURMEnvironment(auto_requeue=True)``: it saves ``hpc_ckpt_*.ckpt`` and
-    requeues the job, which resumes from it); anywhere else this callback makes it a SIGTERM.
+    requeues the job, which resumes from it); anywhere else this callback makes it a SIGTERM. The
+    first Ctrl-C (SIGINT) is made a SIGTERM too (``interrupted`` says so), and Python's handler is
+    put back at once, so that a second Ctrl-C interrupts without waiting for the step or the save.
 
     Its SIGTERM handler runs no collective. Lightning's broadcasts from inside the handler, so a
     signal landing while another process waits in a collective of the step (DDP's buffer broadcast,
@@ -87,7 +94,10 @@ class PreemptionCheckpoint(L.Callback):
     def __init__(self, dirpath: str) -> None:
         self.dirpath = dirpath
         self._previous_sigusr1: Any = None
+        self._previous_sigint: Any = None
+        self._sigint_pid = -1  # the process whose Ctrl-C stops the run (not the loader workers it forks)
         self.signalled = False  # this process received SIGTERM (or a forwarded SIGUSR1) during the fit
+        self.interrupted = False  # ... and it was a Ctrl-C (SIGINT) made a SIGTERM
 
     @property
     def path(self) -> str:
@@ -96,7 +106,7 @@ class PreemptionCheckpoint(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Lightning builds its SIGTERM handler from this attribute after the setup hooks; an
         # instance attribute takes the place of its notifier and keeps the rest it composes.
-        self.signalled = False
+        self.signalled = self.interrupted = False
         trainer._signal_connector._sigterm_notifier_fn = functools.partial(self._record_sigterm, trainer)
 
     def _record_sigterm(self, trainer: L.Trainer, signum: int, frame: FrameType | None) -> None:
@@ -112,17 +122,33 @@ class PreemptionCheckpoint(L.Callback):
         main_thread = threading.current_thread() is threading.main_thread()
         if main_thread and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
             self._previous_sigusr1 = signal.signal(signal.SIGUSR1, _forward_to_sigterm)
+        if main_thread and _is_default_sigint(signal.getsignal(signal.SIGINT)):
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_first_sigint)
+            self._sigint_pid = os.getpid()
+
+    def _on_first_sigint(self, signum: int, frame: FrameType | None) -> None:
+        # Only records and forwards (no collective, no I/O): the SIGTERM handler does the rest.
+        if os.getpid() != self._sigint_pid:
+            return  # a loader worker forked with this handler: it keeps serving until this process stops
+        signal.signal(signal.SIGINT, self._previous_sigint)  # a second Ctrl-C: KeyboardInterrupt at once
+        self._previous_sigint = None
+        self.interrupted = True
+        signal.raise_signal(signal.SIGTERM)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         trainer._signal_connector.__dict__.pop("_sigterm_notifier_fn", None)
         if self._previous_sigusr1 is not None:
             signal.signal(signal.SIGUSR1, self._previous_sigusr1)
             self._previous_sigusr1 = None
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.path)
-            rank_zero_info(f"pre-empted at step {trainer.global_step}: saved {self.path}")
+            how = "interrupted (Ctrl-C)" if self.interrupted else "pre-empted"
+            rank_zero_info(f"{how} at step {trainer.global_step}: saved {self.path}")
 
 
 def stop_if_preempted(trainer: L.Trainer, signalled: int) -> None:
@@ -135,6 +161,11 @@ def stop_if_preempted(trainer: L.Trainer, signalled: int) -> None:
     """
     if signalled:
         trainer._signal_connector.received_sigterm = True
+
+
+def interrupted_by_ctrl_c(trainer: L.Trainer) -> bool:
+    """Whether this process's stop came from a Ctrl-C (SIGINT) that `PreemptionCheckpoint` made a SIGTERM."""
+    return any(isinstance(c, PreemptionCheckpoint) and c.interrupted for c in trainer.callbacks)
 
 
 def preemption_signalled(trainer: L.Trainer) -> bool:
