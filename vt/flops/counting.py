@@ -40,6 +40,24 @@ def _sdpa_flop(inputs: list[Any], outputs: list[Any]) -> int:
     return rows * k[-2] * q[-1] + rows * k[-2] * v[-1]
 
 
+def deployed(model: nn.Module) -> nn.Module:
+    """The copy every counter measures: eval mode, projector BatchNorms folded (``model`` untouched)."""
+    return fold_batchnorm(copy.deepcopy(model).eval())
+
+
+def fvcore_analysis(model: nn.Module, *inputs: torch.Tensor) -> Any:
+    """fvcore's lazy count of ``model(*inputs)`` (a ``FlopCountAnalysis``), with fused attention
+    counted like its explicit matmuls and the warnings about skipped ops off."""
+    from fvcore.nn import FlopCountAnalysis
+
+    return (
+        FlopCountAnalysis(model, inputs)
+        .set_op_handle("aten::scaled_dot_product_attention", _sdpa_flop)
+        .unsupported_ops_warnings(False)
+        .uncalled_modules_warnings(False)
+    )
+
+
 @dataclass(frozen=True)
 class Count:
     """FLOPs (multiply-adds), parameters, and the ops fvcore skipped (name -> occurrences)."""
@@ -63,16 +81,8 @@ def count(model: nn.Module, *inputs: torch.Tensor) -> Count:
     The copy is in eval mode with its projectors' BatchNorms folded (`vt.nn.fold_batchnorm`);
     the parameters are ``model``'s.
     """
-    from fvcore.nn import FlopCountAnalysis
-
-    deployed = fold_batchnorm(copy.deepcopy(model).eval())
     with torch.no_grad():
-        analysis = (
-            FlopCountAnalysis(deployed, inputs)
-            .set_op_handle("aten::scaled_dot_product_attention", _sdpa_flop)
-            .unsupported_ops_warnings(False)
-            .uncalled_modules_warnings(False)
-        )
+        analysis = fvcore_analysis(deployed(model), *inputs)
         flops = int(analysis.total())
         skipped = dict(analysis.unsupported_ops())
     params = sum(p.numel() for p in model.parameters())

@@ -32,7 +32,6 @@ holds at every input size.
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 
@@ -40,8 +39,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from vt.flops.counting import _sdpa_flop
-from vt.nn import fold_batchnorm
+from vt.flops.counting import deployed, fvcore_analysis
 
 # fvcore operator names (``FlopCountAnalysis.by_operator``) that FlopCounterMode does not count.
 FVCORE_ONLY: tuple[str, ...] = (
@@ -61,11 +59,6 @@ def _cpu_sdpa_flop(query_shape: torch.Size, key_shape: torch.Size, value_shape: 
 _EXTRA_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop}
 
 
-def _deployed(model: nn.Module) -> nn.Module:
-    """The copy `vt.flops.count` measures: eval mode, projector BatchNorms folded."""
-    return fold_batchnorm(copy.deepcopy(model).eval())
-
-
 def torch_operator_flops(model: nn.Module, *inputs: torch.Tensor) -> dict[str, int]:
     """FlopCounterMode's count of ``model(*inputs)`` per aten op (``"aten.convolution"``, ...), halved."""
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter:
@@ -78,7 +71,7 @@ def torch_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
 
     Measured on the copy `vt.flops.count` measures (``model`` is left as it is).
     """
-    return sum(torch_operator_flops(_deployed(model), *inputs).values())
+    return sum(torch_operator_flops(deployed(model), *inputs).values())
 
 
 @dataclass(frozen=True)
@@ -111,18 +104,10 @@ class CrossCheck:
 
 def cross_check(model: nn.Module, *inputs: torch.Tensor) -> CrossCheck:
     """Count ``model(*inputs)`` with fvcore (as `vt.flops.count` does) and with FlopCounterMode."""
-    from fvcore.nn import FlopCountAnalysis
-
-    deployed = _deployed(model)
+    copy_ = deployed(model)
     with torch.no_grad():
-        analysis = (
-            FlopCountAnalysis(deployed, inputs)
-            .set_op_handle("aten::scaled_dot_product_attention", _sdpa_flop)
-            .unsupported_ops_warnings(False)
-            .uncalled_modules_warnings(False)
-        )
-        by_operator = {k: int(v) for k, v in analysis.by_operator().items()}
-    torch_ops = torch_operator_flops(deployed, *inputs)
+        by_operator = {k: int(v) for k, v in fvcore_analysis(copy_, *inputs).by_operator().items()}
+    torch_ops = torch_operator_flops(copy_, *inputs)
     return CrossCheck(sum(by_operator.values()), by_operator, sum(torch_ops.values()), torch_ops)
 
 
