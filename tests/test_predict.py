@@ -14,7 +14,8 @@ from PIL import Image
 
 from vt.cli import main as cli_main
 from vt.data import SyntheticDataModule
-from vt.predict import collect_images, load_image, main
+from vt.data.files import load_rgb
+from vt.predict import collect_images, main
 from vt.tasks import ClassificationTask, SegmentationTask
 
 from test_cli import CLS, SEG
@@ -71,7 +72,7 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     exif = image.getexif()
     exif[0x0112] = 6  # "rotate 90 CW to view": the camera was held upright
     image.save(tmp_path / "rotated.jpg", exif=exif)
-    assert tuple(load_image(str(tmp_path / "rotated.jpg")).shape) == (3, 40, 30)
+    assert tuple(load_rgb(str(tmp_path / "rotated.jpg")).shape) == (3, 40, 30)
 
 
 @pytest.mark.slow

@@ -43,16 +43,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 from lightning.pytorch.callbacks import BasePredictionWriter
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision import tv_tensors
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
 from vt.checkpoint import MODEL_KEY, load_checkpoint_file
-from vt.data.base import BadSampleError
-from vt.data.files import _DECODE_ERRORS, _to_rgb, is_image_file
+from vt.data.files import is_image_file, load_rgb
 from vt.data.transforms import classification_eval, finalize
 from vt.evaluate import CONFIG_NAME, find_checkpoint
 from vt.models import model_task
@@ -60,17 +57,6 @@ from vt.run_dir import check_writable
 
 SHORT = {"classification": "cls", "segmentation": "seg"}
 DEFAULT_SIZE = 224  # a checkpoint without a datamodule's image_size
-
-
-def load_image(path: str) -> tv_tensors.Image:
-    """The image at ``path`` as uint8 RGB ``(3, H, W)``, turned upright by its EXIF orientation."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = _to_rgb(ImageOps.exif_transpose(img))
-    except _DECODE_ERRORS as err:
-        raise BadSampleError(f"cannot read image {path}: {err}") from err
-    return tv_tensors.Image(TF.pil_to_tensor(rgb))
 
 
 def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
@@ -124,7 +110,7 @@ class ImagePaths(Dataset[dict[str, Any]]):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image = load_image(self.paths[index])
+        image = load_rgb(self.paths[index])
         original = torch.tensor(image.shape[-2:])
         if self.size is not None and tuple(image.shape[-2:]) != (self.size, self.size):
             image = classification_eval(self.size)({"image": image})["image"]
@@ -212,7 +198,7 @@ class PredictionWriter(BasePredictionWriter):
             Image.fromarray(ids, mode="L").save(out)
             written = [str(out)]
             if self.overlay:
-                image = np.asarray(Image.fromarray(load_image(self.paths[i]).permute(1, 2, 0).numpy()), dtype=np.float32)
+                image = load_rgb(self.paths[i]).permute(1, 2, 0).numpy().astype(np.float32)
                 blend = (0.5 * image + 0.5 * colours[ids]).astype(np.uint8)
                 overlay_path = out.with_name(out.name[: -len(".png")] + ".overlay.png")
                 Image.fromarray(blend).save(overlay_path)
