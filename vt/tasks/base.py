@@ -302,13 +302,14 @@ class VTTask(L.LightningModule):
         collective of its own (each extra one is a place a pre-empted run can hang in).
         """
         bad_state = self._bad_state
-        finite = bool(torch.isfinite(loss.detach())) and bad_state is None
+        loss_finite = bool(torch.isfinite(loss.detach()))
+        finite = loss_finite and bad_state is None
         votes = torch.tensor([int(not finite), int(preemption_signalled(self.trainer))], device=loss.device)
         not_finite, signalled = self.trainer.strategy.reduce(votes, reduce_op="sum").tolist()  # over processes
         stop_if_preempted(self.trainer, signalled)
         if not not_finite:
             return
-        if bad_state is not None or torch.isfinite(loss.detach()):
+        if bad_state is not None or loss_finite:
             where = f"this process's {bad_state}" if bad_state else "another process's loss or state"
             raise NonFiniteStateError(
                 f"non-finite weights or optimizer state after the update before epoch {self.current_epoch}, "
