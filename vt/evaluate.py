@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from vt.checkpoint import load_checkpoint_file
-from vt.run_dir import RUNS_ROOT
+from vt.run_dir import RUNS_ROOT, newest_last_checkpoint
 
 CONFIG_NAME = "config.yaml"
 
@@ -43,13 +43,13 @@ def find_checkpoint(ckpt_path: str | None, task_dir: str, model: str | None, run
         if not path.is_file():
             raise FileNotFoundError(f"--ckpt_path last: {path} does not exist")
         return path
-    saved = list(Path(RUNS_ROOT).glob(f"{task_dir}/{model or '*'}/*/checkpoints/last.ckpt"))
-    if not saved:
+    newest = newest_last_checkpoint(Path(RUNS_ROOT), f"{task_dir}/{model or '*'}/*")
+    if newest is None:
         raise ValueError(
             f"--ckpt_path last: no last.ckpt of {model or 'any model'} under {Path(RUNS_ROOT) / task_dir}; "
             "pass --run_dir or a path"
         )
-    return max(saved, key=lambda p: p.stat().st_mtime)
+    return newest
 
 
 def run_config(checkpoint: Path, datamodules: Sequence[type]) -> str:

@@ -48,10 +48,10 @@ def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str |
         return os.environ[RUN_DIR_ENV]
     base = Path(RUNS_ROOT) / task / model
     if ckpt_path == "last":
-        saved = list(base.glob("*/checkpoints/last.ckpt"))
-        if not saved:
+        newest = newest_last_checkpoint(base, "*")
+        if newest is None:
             raise ValueError(f"--ckpt_path last: no run of {model} under {base} to resume; pass --run_dir")
-        return str(max(saved, key=lambda p: p.stat().st_mtime).parents[1])
+        return str(newest.parents[1])
     job = _job_id()
     if job:
         return str(base / job)
@@ -61,6 +61,13 @@ def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str |
             "one directory: pass the same --run_dir to each"
         )
     return _claim_version(base)
+
+
+def newest_last_checkpoint(root: Path, runs: str) -> Path | None:
+    """The most recently written ``<run>/checkpoints/last.ckpt`` of the runs ``root.glob(runs)`` finds
+    (``"*"``: every version of one model), or ``None``: what ``--ckpt_path last`` means without ``--run_dir``."""
+    saved = list(root.glob(f"{runs}/checkpoints/last.ckpt"))
+    return max(saved, key=lambda p: p.stat().st_mtime) if saved else None
 
 
 def check_writable(folder: str | os.PathLike[str], flag: str) -> None:
