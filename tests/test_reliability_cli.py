@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import warnings
@@ -172,3 +173,70 @@ def test_flops_size_too_small_is_one_line(size: str, capsys: pytest.CaptureFixtu
         f"error: --size {size} is too small: the ResNets of the tables need at least 32 (their last map is "
         "H/32); the paper's is 224"
     )
+
+
+def test_a_run_directory_another_process_trains_into_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A resume started while the run still trains used to write the same last.ckpt as the run.
+    import fcntl
+
+    run = tmp_path / "busy"
+    run.mkdir()
+    with open(run / ".lock", "w") as other:  # another open file: flock treats it as another process
+        other.write("process 4242 on node7, started 2026-11-29 10:00:00\n")
+        other.flush()
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main("classification", CLS, [*TINY, "--run_dir", str(run)]) == 2
+        err = _one_line_error(capsys)
+        assert "run directory" in err and "process 4242 on node7" in err and "--run_dir" in err
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written into it
+    # Released (as when that process ends, however it ends), the directory trains.
+    assert main("classification", CLS, [*TINY, "--run_dir", str(run)]) == 0
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_new_run_dir_of_a_run_that_failed_before_training_is_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "never"
+    assert main("classification", CLS, [*TINY, "--run_dir", str(run), "--data.image_size", "8"]) == 2
+    assert not run.exists()
+
+
+def test_an_unexpected_error_is_one_line_naming_its_type_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vt.data.synthetic import SyntheticDataModule
+
+    def full_disk(self: object, stage: str | None = None) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SyntheticDataModule, "setup", full_disk)
+    assert main("classification", CLS, TINY) == 1
+    err = _one_line_error(capsys)
+    assert err == "error: OSError: [Errno 28] No space left on device; rerun with VT_DEBUG=1 for the traceback"
+    monkeypatch.setenv("VT_DEBUG", "1")
+    with pytest.raises(OSError, match="No space left"):
+        main("classification", CLS, TINY)
+
+
+def test_data_listing_errors_come_before_any_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # An empty class folder is found when the split is listed; the --recipe synthetic warning and
+    # Lightning's start-up lines used to print first.
+    root = tmp_path / "inet"
+    for wnid in WNIDS[:2]:
+        write_image(root / "train" / wnid / f"{wnid}_0.JPEG", seed=1)
+        write_image(root / "val" / wnid / f"{wnid}_v.JPEG", seed=2)
+    (root / "train" / WNIDS[2]).mkdir()
+    argv = ["--backbone", "resnet18", "--data", "imagenet", "--data.root", str(root), "--data.image_size", "32",
+            "--data.batch_size", "1", "--data.num_workers", "0", "--trainer.max_epochs", "1", *QUIET]
+    with warnings.catch_warnings(record=True) as warned, caplog.at_level(logging.INFO):
+        warnings.simplefilter("always")
+        assert main("classification", CLS, argv) == 2
+    out = capsys.readouterr()
+    assert out.err.strip().startswith("error: ") and "holds no images" in out.err, out.err
+    assert not [w for w in warned if "recipe synthetic" in str(w.message)]
+    assert "GPU available" not in caplog.text  # the Trainer was not built yet

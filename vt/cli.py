@@ -39,7 +39,7 @@ from vt.data import DATAMODULES, BadSampleError, DatasetError, VTDataModule
 from vt.data.base import check_task_data
 from vt.evaluate import find_checkpoint, markdown, raw_weights, run_config, write_results
 from vt.checkpoint import check_checkpoint, load_checkpoint_file
-from vt.run_dir import RUN_DIR_ENV, RUNS_ROOT, remove_unused_versions, resolve_run_dir, summary
+from vt.run_dir import RUN_DIR_ENV, RUNS_ROOT, lock, remove_unused_versions, resolve_run_dir, summary
 from vt.tasks import (
     CLASSIFICATION_RECIPES, TASKS, AtomicCheckpointIO, NonFiniteError, PreemptionCheckpoint, VTTask,
 )
@@ -49,6 +49,8 @@ from vt.tasks.recipes import resolve_recipe
 SHORT_TASK = {"classification": "cls", "segmentation": "seg"}
 EXIT_USAGE, EXIT_FAILED, EXIT_PREEMPTED = 2, 1, 128 + 15
 EXIT_INTERRUPTED = 128 + 2  # a Ctrl-C: the shell's status for SIGINT
+# Set it to see the traceback of an unexpected error instead of its one line (`unexpected`).
+DEBUG_ENV = "VT_DEBUG"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 EVALUATE = ("validate", "test")
 # Per-class tables longer than this (ImageNet's 1000 classes) are only in the JSON and markdown files.
@@ -194,13 +196,20 @@ class VTCLI(LightningCLI):
             SHORT_TASK[self.task_name], config.model.name, config.run_dir, config.ckpt_path,
             config.trainer.num_nodes,
         )
-        if config.model.recipe == "synthetic" and not config.data.class_path.endswith("SyntheticDataModule"):
-            rank_zero_warn("--recipe synthetic is the quick demo's; the paper's are --recipe standard|advanced")
+        lock(self.run_dir)  # before anything is written into it
         config.run_dir = self.run_dir  # so that the saved config.yaml resumes this very run
         config.trainer.default_root_dir = self.run_dir  # SLURM's requeue checkpoints go here too
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         _check_image_size(self.model, self.datamodule)  # the model and data are built, the Trainer not yet
+        if isinstance(self.datamodule, VTDataModule):
+            # List the data now (setup builds each split once), so that a missing file or an empty
+            # class folder is the first thing printed, not a line after the warnings and
+            # Lightning's start-up lines.
+            self.datamodule.setup("fit" if self.stage == "fit" else "validate")
+        if (self.stage == "fit" and self.config.model.recipe == "synthetic"
+                and not self.config.data.class_path.endswith("SyntheticDataModule")):
+            rank_zero_warn("--recipe synthetic is the quick demo's; the paper's are --recipe standard|advanced")
         trainer = self.config_init.trainer
         if self.stage != "fit":  # no logs, no checkpoints: the scores go into <checkpoint>.<stage>.json
             kwargs.update(logger=False, enable_checkpointing=False)
@@ -377,7 +386,8 @@ def main(
     ``fit`` trains; ``validate``/``test`` score ``--ckpt_path``; ``predict`` is `vt.predict.main`.
 
     Problems with the arguments, the model or the data print one line, ``error: ...``, and
-    return 2; a non-finite loss or training state returns 1; a pre-empted run (SIGTERM/SIGUSR1) returns 143
+    return 2; a non-finite loss or training state returns 1, and so does any other error, as one
+    line naming its type (``VT_DEBUG=1`` shows its traceback instead); a pre-empted run (SIGTERM/SIGUSR1) returns 143
     after saving ``last.ckpt``, and one stopped by a first Ctrl-C returns 130 after saving it (a second
     Ctrl-C interrupts at once).
     """
@@ -416,9 +426,26 @@ def main(
         print(f"{'interrupted' if ctrl_c else 'pre-empted'}: last.ckpt saved; resume with --ckpt_path last",
               file=sys.stderr)
         return EXIT_INTERRUPTED if ctrl_c else EXIT_PREEMPTED
+    except Exception as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"error: {unexpected(err)}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         remove_unused_versions()  # a run that failed before writing anything leaves no empty version_<N>
     return 0
+
+
+def unexpected(err: BaseException) -> str:
+    """One line for an error no check foresaw (a full disk, a loader worker killed, a bug).
+
+    The user gets its type and message and how to see the traceback (``VT_DEBUG=1``), not a
+    traceback they did not ask for.
+    """
+    message = f"{type(err).__name__}: {_one_line(err)}"
+    if "DataLoader worker" in message and ("killed" in message or "exited unexpectedly" in message):
+        message += " (out of memory? lower --data.num_workers or --data.batch_size)"
+    return f"{message}; rerun with {DEBUG_ENV}=1 for the traceback"
 
 
 def _check_config_files(args: list[str]) -> None:

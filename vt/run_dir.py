@@ -15,7 +15,10 @@ The command line (:mod:`vt.cli`) picks it with `resolve_run_dir` and reports it 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import socket
+import time
 import re
 import shutil
 import tempfile
@@ -28,6 +31,11 @@ RUNS_ROOT = "runs"
 RUN_DIR_ENV = "VT_RUN_DIR"
 # The version_<N> folders this process created (`_claim_version`), until `remove_unused_versions`.
 _claimed: list[Path] = []
+LOCK_FILE = ".lock"
+# The open lock file of the run this process trains (`lock`); closing it (or dying) releases it.
+_held: dict[str, Any] = {}
+# A ``--run_dir`` this process created (`lock`), removed with the unused versions when nothing ran.
+_created: list[Path] = []
 
 
 def resolve_run_dir(task: str, model: str, run_dir: str | None, ckpt_path: str | None, num_nodes: int) -> str:
@@ -112,15 +120,21 @@ def _claim_version(base: Path) -> str:
 
 
 def remove_unused_versions() -> None:
-    """Removes the ``version_<N>`` folders this process claimed and no run started in.
+    """Releases the run's lock; removes the ``version_<N>`` folders this process claimed (and a
+    ``--run_dir`` it created) that no run started in.
 
     A run that fails before training starts (bad data, a bad checkpoint, a bad trainer option)
     so leaves no folder behind. Training writes ``config.yaml`` when it starts: a folder with one,
     or with any checkpoint, is kept; before that only the loggers' empty start files can be there.
     """
+    unlock()
+    while _created:
+        folder = _created.pop()
+        if _unused(folder):
+            shutil.rmtree(folder, ignore_errors=True)
     while _claimed:
         folder = _claimed.pop()
-        if folder.is_dir() and not (folder / "config.yaml").exists() and not any(folder.rglob("*.ckpt")):
+        if _unused(folder):
             shutil.rmtree(folder, ignore_errors=True)
             # Its model, task and runs/ folders too, where this left them empty (a mistyped model
             # name's first run would leave runs/cls/<typo>/); rmdir removes only an empty folder.
@@ -129,6 +143,66 @@ def remove_unused_versions() -> None:
                     parent.rmdir()
                 except OSError:
                     break
+
+
+def _unused(folder: Path) -> bool:
+    """A run folder no run started in: no ``config.yaml``, no checkpoint (`remove_unused_versions`)."""
+    return folder.is_dir() and not (folder / "config.yaml").exists() and not any(folder.rglob("*.ckpt"))
+
+
+def _launching_process() -> bool:
+    """Whether this process is the one that owns the run: not a DDP, torchrun or SLURM rank above 0.
+
+    The other processes of a job share its directory by design, so only the first takes the lock.
+    """
+    if os.environ.get(RUN_DIR_ENV):  # a DDP rank Lightning started by rerunning the command
+        return False
+    return all(os.environ.get(var, "0") in ("", "0") for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def lock(run_dir: str) -> None:
+    """Takes the run directory for this training process, or raises a one-line ``ValueError``.
+
+    Two processes training into one directory (a resume started while the run still trains, the
+    same ``--run_dir`` given twice) would overwrite each other's ``last.ckpt`` and logs. The lock
+    is an exclusive ``flock`` on ``<run_dir>/.lock``, which the kernel releases when the process
+    ends, however it ends (a SIGKILL leaves no stale lock, and a requeued SLURM job takes it
+    again). The file holds the owner's host, process id and start time, for the message. Where
+    the filesystem has no ``flock`` (some network mounts), the run goes on without a lock.
+    """
+    if not _launching_process() or run_dir in _held:
+        return
+    if not os.path.isdir(run_dir):
+        os.makedirs(run_dir)
+        _created.append(Path(run_dir))
+    path = os.path.join(run_dir, LOCK_FILE)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise ValueError(
+            f"run directory {run_dir} is in use: {owner} is training into it; wait for that run to end "
+            "(or stop it), or pass another --run_dir"
+        ) from None
+    except OSError:  # no flock on this filesystem
+        handle.close()
+        return
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} on {socket.gethostname()}, started "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _held[run_dir] = handle
+
+
+def unlock() -> None:
+    """Releases the run directories this process locked (`lock`)."""
+    while _held:
+        _, handle = _held.popitem()
+        handle.close()
 
 
 def _job_id() -> str | None:
