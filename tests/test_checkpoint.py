@@ -95,3 +95,21 @@ def test_checkpoint_with_an_ema_gives_a_backbone_the_trained_not_the_averaged_we
     checkpoint, _ = lightning_checkpoint(ema=True)
     backbone, _ = resnet_backbone(18, stride_in_1x1=False, weights=str(save(checkpoint, tmp_path / "m.ckpt")))
     assert torch.equal(backbone.conv1.weight, checkpoint["state_dict"][MODEL_PREFIX + "conv1.weight"])
+
+
+@pytest.mark.parametrize(("old_args", "queries"), [({}, "tokens"), ({"center_tokens": False}, "tokens"),
+                                                   ({"center_tokens": True}, "centred")])
+def test_checkpoint_from_before_query_kinds_loads_as_it_was_built(
+    tmp_path: Path, old_args: dict[str, Any], queries: str
+) -> None:
+    # Before `queries` (default "both", with a second query LayerNorm) the tokenizer had a
+    # `center_tokens` flag, False by default.
+    torch.manual_seed(0)
+    args = {"num_classes": 3, "token_channels": 32}
+    model = create_model("vt_resnet18", **args, queries=queries).eval()
+    checkpoint = {"state_dict": {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}}
+    write_checkpoint(checkpoint, "vt_resnet18", {**args, **old_args}, None)
+    loaded = load_model(save(checkpoint, tmp_path / "old.ckpt"))
+    assert loaded.layer4.blocks[1].tokenizer.queries == queries
+    images = torch.randn(2, 3, 64, 64)
+    assert torch.equal(loaded(images), model(images))

@@ -92,12 +92,27 @@ def restore_rng(checkpoint: dict[str, Any]) -> None:
 def upgrade_checkpoint(checkpoint: dict[str, Any]) -> None:
     """Converts, in place, a checkpoint written by an older ``vt`` to the current format.
 
-    The only change so far: the EMA's ``ema.num_updates`` (updates done) became ``ema.n_averaged``
-    (models averaged, the initial weights included), one more.
+    The changes so far:
+
+    * the EMA's ``ema.num_updates`` (updates done) became ``ema.n_averaged`` (models averaged, the
+      initial weights included), one more;
+    * the recurrent tokenizer's ``center_tokens: bool`` became ``queries`` (``True``: "centred",
+      ``False``: "tokens"), and its default became "both", which has a second query LayerNorm
+      (``tokenizer.norm_centred``): a VT checkpoint without one was built with "tokens" or
+      "centred", and is rebuilt so.
     """
     state = checkpoint["state_dict"]
     if _OLD_EMA_COUNT in state:
         state[EMA_COUNT] = state.pop(_OLD_EMA_COUNT) + 1
+    described = checkpoint.get(MODEL_KEY)
+    if not described:
+        return
+    args = described.setdefault("args", {})
+    if "center_tokens" in args:
+        args["queries"] = "centred" if args.pop("center_tokens") else "tokens"
+    recurrent = any(k.endswith("tokenizer.token_to_filter.weight") for k in state)
+    if recurrent and "queries" not in args and not any(".tokenizer.norm_centred." in k for k in state):
+        args["queries"] = "tokens"
 
 
 def load_checkpoint_file(path: str | Path) -> Any:
@@ -196,6 +211,7 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
         raise ValueError(
             f"{path} is not a vt training checkpoint; for a plain state dict pass the model name too"
         )
+    upgrade_checkpoint(checkpoint)
     state = checkpoint["state_dict"]
     ema = any(k.startswith(EMA_PREFIX) for k in state)
     prefix = EMA_PREFIX if ema else MODEL_PREFIX

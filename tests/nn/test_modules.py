@@ -62,7 +62,7 @@ def test_recurrent_tokenizer_queries_come_from_tokens(x: torch.Tensor) -> None:
 
 
 def test_literal_recurrent_tokenizer_is_eq_4() -> None:
-    tok = RecurrentTokenizer(C, L, CT, norm=False, scale=1.0, center=False)
+    tok = RecurrentTokenizer(C, L, CT, norm=False, scale=1.0, queries="tokens")
     x, prev = torch.randn(B, C, H, W), torch.randn(B, L, CT)
     tokens, attn = tok(x, prev, return_attention=True)
     pixels = x.flatten(2).transpose(1, 2)
@@ -75,7 +75,7 @@ def test_recurrent_queries_ignore_what_all_tokens_share(x: torch.Tensor) -> None
     # The collapse this guards against: tokens that share a large common vector made 16 identical
     # queries. Centred, the queries are made of what the tokens differ in, so adding any vector to
     # every token changes nothing.
-    tok = RecurrentTokenizer(C, L, CT, center=True)
+    tok = RecurrentTokenizer(C, L, CT, queries="centred")
     prev = torch.randn(B, L, CT)
     common = 100 * torch.randn(B, 1, CT)
     t1, a1 = tok(x, prev, return_attention=True)
@@ -85,10 +85,33 @@ def test_recurrent_queries_ignore_what_all_tokens_share(x: torch.Tensor) -> None
 
 
 def test_uncentred_recurrent_queries_collapse_onto_a_common_token_vector(x: torch.Tensor) -> None:
-    tok = RecurrentTokenizer(C, L, CT)
+    tok = RecurrentTokenizer(C, L, CT, queries="tokens")
     prev = torch.randn(B, L, CT) + 100 * torch.randn(B, 1, CT)
     _, attn = tok(x, prev, return_attention=True)
     assert mean_pairwise_cosine(attn.transpose(1, 2)).min() > 0.99
+
+
+def test_default_queries_keep_the_shared_part_and_stay_distinct() -> None:
+    # "both": LN(Q) + LN_c(Q - mean Q). A common vector 100x the tokens' spread sets the shared
+    # half of every query, which "centred" would drop, and the maps still differ.
+    torch.manual_seed(0)
+    c, ct = 64, 32
+    x = torch.randn(B, c, 8, 8)
+    tok = RecurrentTokenizer(c, L, ct)
+    assert tok.queries == "both"
+    prev = torch.randn(B, L, ct) + 100 * torch.randn(B, 1, ct)
+    _, attn = tok(x, prev, return_attention=True)
+    assert mean_pairwise_cosine(attn.transpose(1, 2)).max() < 0.8
+    q = tok.token_to_filter(prev)
+    shared = torch.nn.functional.layer_norm(q, (c,))
+    centred = torch.nn.functional.layer_norm(q - q.mean(dim=1, keepdim=True), (c,))
+    a = torch.softmax(x.flatten(2).transpose(1, 2) @ (shared + centred).transpose(1, 2) * c**-0.5, dim=1)
+    torch.testing.assert_close(attn, a, rtol=1e-4, atol=1e-6)
+
+
+def test_unknown_query_kind_is_one_line() -> None:
+    with pytest.raises(ValueError, match="unknown queries 'mean'; choose one of tokens, centred, both"):
+        RecurrentTokenizer(C, L, CT, queries="mean")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("size", [1.0, 30.0])

@@ -32,8 +32,8 @@ class VTOptions:
         tokenizer: tokenizer of the modules after the first: "recurrent" (method §2.2), "filter"
             (§2.1 in every module; ablation) or "pooling" (every module pools; ablation).
         literal_tokenizer: the recurrent tokenizer exactly as Eq. 3-4 (method §8).
-        center_tokens: recurrent queries from the tokens minus their mean: distinct tokens, less
-            accuracy in our budgets (method §8; off by default).
+        queries: what the recurrent queries are made of: "tokens" (Eq. 3), "centred" (the tokens
+            minus their mean over L) or "both" (default; distinct tokens, method §8).
         relation: "transformer" (Eq. 5-6) or "none" (ablation: tokens pass unchanged).
         projector: project the tokens back onto the map (Eq. 7; off: ablation).
         heads: transformer attention heads.
@@ -46,7 +46,7 @@ class VTOptions:
     token_channels: int = 1024
     tokenizer: Literal["filter", "recurrent", "pooling"] = "recurrent"
     literal_tokenizer: bool = False
-    center_tokens: bool = False
+    queries: Literal["tokens", "centred", "both"] = "both"
     relation: Literal["transformer", "none"] = "transformer"
     projector: bool = True
     heads: int = 1
@@ -124,7 +124,7 @@ class VTStage(nn.Module):
                 VisualTransformer(
                     channels, cfg.num_tokens, cfg.token_channels, out_channels=out, tokenizer=kind,
                     recurrent_tokens=cfg.recurrent_tokens if kind == "recurrent" else None,
-                    literal_tokenizer=cfg.literal_tokenizer, center_tokens=cfg.center_tokens,
+                    literal_tokenizer=cfg.literal_tokenizer, queries=cfg.queries,
                     relation=cfg.relation, projector=has_projector, qk_channels=cfg.qk_channels,
                     ffn_channels=cfg.ffn_channels, heads=cfg.heads, value_proj=cfg.value_proj,
                     projector_qk_channels=cfg.projector_qk_channels,

@@ -27,37 +27,54 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
     tokenizer's do. Unnormalised ones could make the softmax one-hot from the first step and pass
     back almost no gradient. The LayerNorm's gain learns the temperature. Cost: ``2 C``
     parameters and a LayerNorm over L queries.
-  * ``center=True`` (off by default) builds the queries from the previous tokens **centred over
-    the token axis**, ``W_R = LN((T_in - mean_L T_in) W_{T->R})``. Why it exists (method §8 has
-    the measurements): tokens are attention-weighted averages of post-ReLU pixels, which share a
-    large common vector (the image's mean feature), so every token carries it, and the
-    transformer's residual token mixing adds more of it. ``W_{T->R}`` is linear: it maps that
-    shared vector to the same query for every token, and once it dominates, all L queries point
-    the same way and every token attends to the same pixel; from the second module on this is
-    what Eq. 3 does, at initialisation and after training. Subtracting the mean removes exactly
-    the shared part (any vector added to all tokens leaves the queries unchanged), at no
-    parameter or counted FLOP, and keeps the maps distinct at initialisation. Why it is not the
-    default: in our budgets it costs accuracy, and the full-width VT-ResNet-34 of the 4-epoch
-    synthetic job does not learn with it at all (chance level, method §8). The carried-over
-    tokens (``recurrent_tokens < L``) are returned uncentred.
+  * ``queries`` says what the recurrent queries are made of (method §8 has the measurements).
+    Tokens are attention-weighted averages of post-ReLU pixels, which share a large common
+    vector (the image's mean feature), so every token carries it, and the transformer's residual
+    token mixing adds more of it. ``W_{T->R}`` is linear: it maps that shared vector to the same
+    query for every token, and once it dominates, all L queries point the same way and every
+    token attends to the same pixel. From the second module on this is what Eq. 3 does
+    (``queries="tokens"``), at initialisation and after training. With ``Q = T_in W_{T->R}``:
+
+      - ``"tokens"``: ``W_R = LN(Q)``, Eq. 3 (normalised).
+      - ``"centred"``: ``W_R = LN(Q - mean_L Q)``, the queries from what the tokens differ in
+        (``= (T_in - mean_L T_in) W_{T->R}``: ``W_{T->R}`` has no bias). Any vector added to
+        every token leaves them unchanged; the maps stay distinct, but in our budgets the
+        models learned more slowly, and the full-width VT-ResNet-34 of the synthetic job not at
+        all: what the tokens share is also where the object is.
+      - ``"both"`` (default): ``W_R = LN(Q) + LN_c(Q - mean_L Q)``, each query the shared part
+        plus its own, both of unit scale at initialisation, with separate LayerNorm gains, so
+        training sets their balance per channel. It keeps the maps distinct at initialisation
+        in every module of every VT-ResNet, with no accuracy difference from ``"tokens"`` that
+        three seeds resolve (method §8).
+        Training still pulls the last module's maps towards the same pixels, whatever the
+        queries; our reading: the head averages the tokens, so every token gets the same gradient.
+
+    Centring uses the mean over the tokens being recomputed (all L unless ``recurrent_tokens <
+    L``), taken after ``W_{T->R}``: the same queries by linearity, and no second projection. Both
+    cost no FLOPs fvcore counts beyond a LayerNorm over L queries, and ``"both"`` ``2 C``
+    parameters.
   * Normalising the pixels (keys) before the spatial softmax was tried with the centring and not
     kept: it made the maps flatter, not more distinct, at initialisation. A learned scalar gate
-    that adds a share of the mean token back (zero at initialisation) was tried too: VT-ResNet-34
-    still stayed at chance.
+    that adds a share of the mean token back to centred queries (zero at initialisation) was
+    tried too: VT-ResNet-34 still stayed at chance.
 
-    ``norm=False, scale=1.0`` (and no centring) is the literal Eq. (3)-(4)
+    ``norm=False, scale=1.0, queries="tokens"`` is the literal Eq. (3)-(4)
     (``VisualTransformer(literal_tokenizer=True)``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vt.nn.attention import attend
+
+QueryKind = Literal["tokens", "centred", "both"]
+QUERY_KINDS: tuple[str, ...] = QueryKind.__args__
 
 
 def _token_projection(in_channels: int, token_channels: int) -> nn.Module:
@@ -107,7 +124,7 @@ class FilterTokenizer(nn.Module):
 class RecurrentTokenizer(nn.Module):
     """Recurrent tokenizer, method §2.2: the previous module's tokens decide what to look for.
 
-    ``W_R = T_in W_{T->R}`` (Eq. 3; normalised, and optionally from the centred tokens),
+    ``W_R = T_in W_{T->R}`` (Eq. 3; normalised, and by default with a centred part, ``queries``),
     ``T = softmax_HW(X W_Rᵀ)ᵀ X`` (Eq. 4), then C -> C_T.
 
     With ``recurrent_tokens < L`` (the earlier arXiv versions' pseudo code: half of them) only the
@@ -122,9 +139,9 @@ class RecurrentTokenizer(nn.Module):
         recurrent_tokens: how many tokens are recomputed (default all L).
         scale: multiplies the logits ``X W_Rᵀ`` before the spatial softmax (default ``1/√C``).
         norm: LayerNorm the queries ``W_R`` (default).
-        center: build the queries from the tokens minus their mean over the L tokens (distinct
-            maps; off by default, see the module docstring for why).
-            ``norm=False, scale=1.0`` is the literal Eq. 3-4.
+        queries: "tokens" (Eq. 3), "centred" or "both" (default): what the queries are made of;
+            the module docstring says why. ``norm=False, scale=1.0, queries="tokens"`` is the
+            literal Eq. 3-4.
     """
 
     def __init__(
@@ -136,7 +153,7 @@ class RecurrentTokenizer(nn.Module):
         recurrent_tokens: int | None = None,
         scale: float | None = None,
         norm: bool = True,
-        center: bool = False,
+        queries: QueryKind = "both",
     ) -> None:
         super().__init__()
         prev_token_channels = prev_token_channels or token_channels
@@ -146,10 +163,14 @@ class RecurrentTokenizer(nn.Module):
             raise ValueError(f"recurrent_tokens must be in 1..{num_tokens}, got {recurrent_tokens}")
         if self.recurrent_tokens < num_tokens and prev_token_channels != token_channels:
             raise ValueError("carrying tokens over needs prev_token_channels == token_channels")
-        self.center = center
+        if queries not in QUERY_KINDS:
+            raise ValueError(f"unknown queries {queries!r}; choose one of {', '.join(QUERY_KINDS)}")
+        self.queries = queries
         self.scale = in_channels**-0.5 if scale is None else scale
         self.norm = nn.LayerNorm(in_channels) if norm else nn.Identity()
         self.token_to_filter = nn.Linear(prev_token_channels, in_channels, bias=False)  # W_{T->R}
+        # The centred part's own gain and bias: training sets the balance of the two per channel.
+        self.norm_centred = (nn.LayerNorm(in_channels) if norm else nn.Identity()) if queries == "both" else None
         self.proj = _token_projection(in_channels, token_channels)
 
     def forward(
@@ -161,10 +182,13 @@ class RecurrentTokenizer(nn.Module):
                              "the first VT module of a network must use a filter tokenizer")
         kept = self.num_tokens - self.recurrent_tokens
         pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
-        # What the new queries are made of: what the previous tokens differ in (module docstring).
-        source = tokens - tokens.mean(dim=1, keepdim=True) if self.center else tokens
-        # Eq. (3): W_R = T_in W_{T->R}, (B, L', C); a contiguous slice keeps the GEMM on its fast path
-        w_r = self.norm(self.token_to_filter(source[:, kept:].contiguous()))
+        # Eq. (3): T_in W_{T->R}, (B, L', C); a contiguous slice keeps the GEMM on its fast path
+        q = self.token_to_filter(tokens[:, kept:].contiguous())
+        if self.queries == "tokens":
+            w_r = self.norm(q)
+        else:  # what the tokens differ in (module docstring); with "both", plus what they share
+            centred = q - q.mean(dim=1, keepdim=True)
+            w_r = self.norm(centred) if self.norm_centred is None else self.norm(q) + self.norm_centred(centred)
         t, attn = attend(w_r.unsqueeze(1), pixels, pixels, self.scale, return_attention)
         new = self.proj(t.squeeze(1))  # Eq. (4): T = softmax_HW(X W_Rᵀ)ᵀ X
         out = new if kept == 0 else torch.cat([tokens[:, :kept], new], dim=1)

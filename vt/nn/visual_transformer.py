@@ -12,7 +12,7 @@ from typing import Literal, NamedTuple
 from torch import Tensor, nn
 
 from vt.nn.projector import Projector
-from vt.nn.tokenizer import FilterTokenizer, PoolingTokenizer, RecurrentTokenizer
+from vt.nn.tokenizer import FilterTokenizer, PoolingTokenizer, QueryKind, RecurrentTokenizer
 from vt.nn.transformer import TokenTransformer
 
 TokenizerKind = Literal["filter", "recurrent", "pooling"]
@@ -47,11 +47,11 @@ class VisualTransformer(nn.Module):
         prev_token_channels: width of the previous module's tokens (recurrent; default C_T).
         recurrent_tokens: tokens recomputed by a recurrent tokenizer (default all; others carried).
         literal_tokenizer: a recurrent tokenizer exactly as Eq. (3)-(4), without our query
-            LayerNorm, 1/√C logit scale and token centring (see :mod:`vt.nn.tokenizer` for why
+            LayerNorm, 1/√C logit scale and centred queries (see :mod:`vt.nn.tokenizer` for why
             they are on).
-        center_tokens: a recurrent tokenizer builds its queries from the previous tokens minus
-            their mean over the L tokens: distinct maps from the second module on, but less
-            accuracy in our budgets (off by default; see :mod:`vt.nn.tokenizer`).
+        queries: what a recurrent tokenizer's queries are made of: "tokens" (Eq. 3), "centred"
+            (the tokens minus their mean over L) or "both" (default: the two, each normalised,
+            added; distinct maps from the second module on, see :mod:`vt.nn.tokenizer`).
         relation: "transformer" or "none" (ablation: tokens pass through unchanged).
         projector: build and run the projector (a network whose head reads only tokens has no use
             for its last module's projector).
@@ -76,7 +76,7 @@ class VisualTransformer(nn.Module):
         prev_token_channels: int | None = None,
         recurrent_tokens: int | None = None,
         literal_tokenizer: bool = False,
-        center_tokens: bool = False,
+        queries: QueryKind = "both",
         relation: RelationKind = "transformer",
         projector: bool = True,
         qk_channels: int | None = None,
@@ -98,7 +98,7 @@ class VisualTransformer(nn.Module):
         elif tokenizer == "recurrent":
             self.tokenizer = RecurrentTokenizer(
                 in_channels, num_tokens, token_channels, prev_token_channels, recurrent_tokens,
-                center=center_tokens and not literal_tokenizer,
+                queries="tokens" if literal_tokenizer else queries,
                 **(dict(norm=False, scale=1.0) if literal_tokenizer else {}),
             )
         elif tokenizer == "pooling":
