@@ -47,7 +47,7 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
         in every module of every VT-ResNet, with no accuracy difference from ``"tokens"`` that
         three seeds resolve (method §8).
         Training still pulls the last module's maps towards the same pixels, whatever the
-        queries; our reading: the head averages the tokens, so every token gets the same gradient.
+        queries, for reasons still open (method §8).
 
     Centring uses the mean over the tokens being recomputed (all L unless ``recurrent_tokens <
     L``), taken after ``W_{T->R}``: the same queries by linearity, and no second projection. Both
