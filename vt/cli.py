@@ -427,13 +427,19 @@ def main(
               file=sys.stderr)
         return EXIT_INTERRUPTED if ctrl_c else EXIT_PREEMPTED
     except Exception as err:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        print(f"error: {unexpected(err)}", file=sys.stderr)
-        return EXIT_FAILED
+        return report_unexpected(err)
     finally:
         remove_unused_versions()  # a run that failed before writing anything leaves no empty version_<N>
     return 0
+
+
+def report_unexpected(err: Exception) -> int:
+    """Prints `unexpected`'s line for ``err`` and returns ``EXIT_FAILED``; with ``VT_DEBUG=1``
+    re-raises it instead (its traceback intact). Every command's last ``except`` calls this."""
+    if os.environ.get(DEBUG_ENV):
+        raise err
+    print(f"error: {unexpected(err)}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def unexpected(err: BaseException) -> str:

@@ -48,7 +48,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from vt.cli import DEBUG_ENV, unexpected
+from vt.cli import report_unexpected
 from vt.checkpoint import MODEL_KEY, load_checkpoint_file
 from vt.data.files import is_image_file, load_rgb
 from vt.data.transforms import classification_eval, finalize
@@ -360,10 +360,7 @@ def main(argv: Sequence[str] | None = None, task: str | None = None) -> int:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except Exception as err:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        print(f"error: {unexpected(err)}", file=sys.stderr)
-        return 1
+        return report_unexpected(err)
     return 0
 
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import socket
-import time
 import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
