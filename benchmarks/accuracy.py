@@ -9,7 +9,8 @@
 
 Each model spec is a registered classifier, optionally followed by builder options,
 ``NAME:key=value,key=value`` (values read as YAML: ``32``, ``true``, ``0.1``, ``filter``); the spec
-string is the label of its row. Every spec trains with the same LightningModule as
+string is the label of its row. A key the builder does not take but the training task does
+(``vt_resnet18:token_diversity=1``, see `TASK_OPTIONS`) goes to the task. Every spec trains with the same LightningModule as
 ``experiments/cls.py`` (``vt.tasks.ClassificationTask``: the recipe's optimizer, schedule stretched
 over the run, augmentation and regularisation), on the same datamodule and budget (``--epochs``,
 or ``--max-steps``), once per seed. Runs are interleaved by seed (seed 0: every model, then seed
@@ -63,7 +64,7 @@ from lightning.pytorch.callbacks import Callback
 from vt.analysis import module_token_diversity
 from vt.data import ImageNetDataModule, SyntheticDataModule, VTDataModule
 from vt.flops import count_image_model, format_table
-from vt.models import create_model, list_models
+from vt.models import list_models
 from vt.models.registry import builder_signature
 from vt.tasks import CLASSIFICATION_RECIPES, ClassificationTask
 from vt.tasks.recipes import resolve_recipe
@@ -116,6 +117,12 @@ class ModelSpec:
     label: str
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+
+# ClassificationTask arguments a spec may set: the training objective's own knobs. The recipe,
+# learning rate and batch are the harness's (the same for every row), so they are not here.
+TASK_OPTIONS = ("token_diversity",)
 
 
 def parse_model_spec(text: str) -> ModelSpec:
@@ -132,20 +139,25 @@ def parse_model_spec(text: str) -> ModelSpec:
         raise ValueError(f"unknown classifier {name!r} in {text!r}; choose from {', '.join(models)}")
     named = list(builder_signature(name).parameters)
     options: dict[str, Any] = {}
+    task_options: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or not key:
             raise ValueError(f"option {item!r} in {text!r} is not key=value")
-        if key in options:
+        if key in options or key in task_options:
             raise ValueError(f"option {key!r} is given twice in {text!r}")
         # The datamodule decides the classes; the recipe decides drop_path/dropout (see --recipe).
         if key == "num_classes":
             raise ValueError(f"{text!r}: num_classes comes from the data, not from the model spec")
+        if key in TASK_OPTIONS and key not in named:
+            task_options[key] = yaml.safe_load(value)
+            continue
         if key not in named:
-            raise ValueError(f"{name!r} does not take {key!r}; its builder takes: {', '.join(named)}")
+            raise ValueError(f"{name!r} does not take {key!r}; its builder takes: {', '.join(named)}, "
+                             f"and the task: {', '.join(TASK_OPTIONS)}")
         options[key] = yaml.safe_load(value)
-    return ModelSpec(text, name, options)
+    return ModelSpec(text, name, options, task_options)
 
 
 class TrainThroughput(Callback):
@@ -234,7 +246,7 @@ def run_one(spec: ModelSpec, seed: int, args: argparse.Namespace) -> dict[str, A
     dm = make_datamodule(args, seed)
     task = ClassificationTask(
         name=spec.name, num_classes=dm.num_classes, batch_size=args.batch_size, recipe=args.recipe,
-        lr=args.lr, options=dict(spec.options),
+        lr=args.lr, options=dict(spec.options), **spec.task_options,
     )
     # Counted once per spec on the model as built for this data (its classifier's width), before
     # it moves to an accelerator; tracing draws no random numbers, so it does not shift the seed.
@@ -254,7 +266,8 @@ def run_one(spec: ModelSpec, seed: int, args: argparse.Namespace) -> dict[str, A
     seconds = time.perf_counter() - start
     return {
         **_token_stats(task, dm),
-        "model": spec.label, "name": spec.name, "options": spec.options, "seed": seed,
+        "model": spec.label, "name": spec.name, "options": spec.options, "task_options": spec.task_options,
+        "seed": seed,
         "top1": float(metrics["val/acc1"]), "top5": float(metrics["val/acc5"]), "val_loss": float(metrics["val/loss"]),
         "images_per_sec": throughput.images_per_sec, "seconds": seconds, "steps": trainer.global_step,
         "image_size": args.image_size, "gflops": gflops, "mparams": mparams,
@@ -400,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dm = make_datamodule(args, seeds[0])
         for spec in specs:
-            create_model(spec.name, num_classes=dm.num_classes, **spec.options)
+            ClassificationTask(name=spec.name, num_classes=dm.num_classes, batch_size=args.batch_size,
+                               recipe=args.recipe, lr=args.lr, options=dict(spec.options), **spec.task_options)
     except (ValueError, TypeError) as err:  # DatasetError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -58,6 +58,16 @@ def test_parse_model_spec(acc: ModuleType) -> None:
     assert spec.options == {"num_tokens": 32, "literal_tokenizer": True, "tokenizer": "filter"}
     assert acc.parse_model_spec("resnet18") == acc.ModelSpec("resnet18", "resnet18", {})
     assert acc.parse_model_spec("resnet18:dropout=0.1").options == {"dropout": 0.1}
+    # The objective's knob goes to the task, the rest to the builder.
+    spec = acc.parse_model_spec("vt_resnet18:token_diversity=1,num_tokens=8")
+    assert spec.options == {"num_tokens": 8} and spec.task_options == {"token_diversity": 1}
+
+
+def test_a_task_option_the_model_cannot_take_fails_before_training(
+    acc: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert acc.main(["--models", "resnet18:token_diversity=1", "--num-train", "8", "--num-val", "8", "--batch-size", "4"]) == 2
+    assert "token_diversity needs a model with visual tokens; resnet18 has none" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -67,6 +77,7 @@ def test_parse_model_spec(acc: ModuleType) -> None:
         ("fpn_resnet50", "unknown classifier"),  # a segmenter is not a classifier
         ("vt_resnet18:num_tokens", "not key=value"),
         ("vt_resnet18:num_tokens=4,num_tokens=8", "given twice"),
+        ("vt_resnet18:token_diversity=1,token_diversity=0", "given twice"),
         ("resnet18:num_tokens=4", "does not take 'num_tokens'"),
         ("resnet18:num_classes=4", "comes from the data"),
     ],

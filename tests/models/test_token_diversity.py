@@ -1,7 +1,9 @@
 """VT-ResNets produce L distinct visual tokens, not one token repeated L times (method §8): at
 initialisation and after a short training on multi-object scenes. The recurrent queries as Eq. 3
 makes them (``queries="tokens"``) collapse from the second module on; the default ``"both"`` adds
-each query's centred part to the shared one."""
+each query's centred part to the shared one. Training with the paper's loss still pulls module 2's
+maps together; the token-diversity term (``ClassificationTask(token_diversity=...)``) keeps them
+apart."""
 
 from __future__ import annotations
 
@@ -42,10 +44,11 @@ def test_eq_3_queries_collapse_where_centred_ones_do_not(queries: str, noise: to
     assert stats[queries].attention_cosine < 0.7 and stats[queries].distinct_argmax >= 16 / 4
 
 
-def _second_module_after_short_training(queries: str) -> TokenDiversity:
-    """Module 2's diversity on 7×7 maps after 30 steps on scenes of three shapes."""
+def _second_module_after_short_training(queries: str, token_diversity: float = 0.0, steps: int = 30) -> TokenDiversity:
+    """Module 2's diversity on 7×7 maps after ``steps`` steps on scenes of three shapes, trained on
+    cross-entropy plus ``token_diversity`` times the maps' overlap (the task's loss)."""
     torch.manual_seed(0)
-    size, classes, steps, batch = 112, 4, 30, 16  # 112 px: the VT stage reads a 7×7 map
+    size, classes, batch = 112, 4, 16  # 112 px: the VT stage reads a 7×7 map
     train = SyntheticShapes(steps * batch, size, classes, transform=synthetic_train("standard"), objects=3)
     val = SyntheticShapes(16, size, classes, split="val", transform=synthetic_eval(), objects=3)
     model = create_model("vt_resnet18", num_classes=classes, token_channels=256, queries=queries)
@@ -54,7 +57,8 @@ def _second_module_after_short_training(queries: str) -> TokenDiversity:
     model.train()
     for b in loader:
         optimizer.zero_grad()
-        F.cross_entropy(model(b["image"]), b["label"]).backward()
+        logits, overlap = model(b["image"], return_map_overlap=True)
+        (F.cross_entropy(logits, b["label"]) + token_diversity * overlap).backward()
         optimizer.step()
     images = torch.stack([val[i]["image"] for i in range(len(val))])
     second = module_token_diversity(model.eval(), images)[1]
@@ -86,3 +90,11 @@ def test_after_training_module_two_tokens_peak_on_at_least_half_as_many_pixels_a
 ) -> None:
     default = trained_second_modules["both"]
     assert default.attention_cosine <= 0.6 and default.distinct_argmax >= default.num_tokens / 2, default
+
+
+@pytest.mark.slow
+def test_with_the_token_diversity_term_module_two_tokens_peak_on_at_least_half_as_many_pixels_as_tokens() -> None:
+    # The training above, four times as long, on the loss plus the maps' overlap: the bar the
+    # paper's loss misses (the strict xfail above).
+    kept = _second_module_after_short_training("both", token_diversity=1.0, steps=120)
+    assert kept.attention_cosine <= 0.6 and kept.distinct_argmax >= kept.num_tokens / 2, kept

@@ -255,3 +255,35 @@ def test_unit_init_filters_start_as_unit_directions() -> None:
     torch.testing.assert_close(norms, torch.ones(16), atol=0.1, rtol=0)
     default = FilterTokenizer(1024, 16, 64).filter.weight.flatten(1).norm(dim=1)  # PyTorch's: 1/√3
     assert default.max() < 0.7
+
+
+def test_map_overlap_is_the_mean_pairwise_cosine_of_the_token_maps() -> None:
+    from vt.analysis import mean_pairwise_cosine
+    from vt.nn import map_overlap
+
+    same = torch.rand(2, 49, 1).expand(2, 49, 16)
+    assert map_overlap(same).item() == pytest.approx(1.0, abs=1e-5)
+    disjoint = torch.eye(16).repeat(2, 1, 1)  # token l looks only at pixel l
+    assert map_overlap(disjoint).item() == pytest.approx(0.0, abs=1e-6)
+    assert map_overlap(torch.rand(3, 49, 1)).item() == 0.0
+    attn = torch.rand(3, 49, 16).softmax(dim=1).requires_grad_()
+    overlap = map_overlap(attn)
+    assert overlap.item() == pytest.approx(mean_pairwise_cosine(attn.transpose(1, 2)).mean().item(), rel=1e-5)
+    overlap.backward()
+    assert attn.grad is not None and attn.grad.abs().sum() > 0
+
+
+def test_vt_resnet_returns_the_overlap_of_its_modules_maps_with_the_same_logits() -> None:
+    from vt.analysis import module_token_diversity
+    from vt.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("vt_resnet18", num_classes=5, token_channels=64, qk_channels=32, ffn_channels=64).eval()
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        logits, overlap = model(x, return_map_overlap=True)
+        expected = torch.tensor([s.attention_cosine for s in module_token_diversity(model, x)]).mean()
+        assert torch.allclose(logits, model(x), atol=1e-5)
+    assert overlap.item() == pytest.approx(expected.item(), rel=1e-4)
+    pooled = create_model("vt_resnet18", num_classes=5, token_channels=64, tokenizer="pooling").eval()
+    assert pooled(x, return_map_overlap=True)[1].item() == 0.0  # no maps, no term

@@ -73,3 +73,30 @@ def _loader() -> torch.utils.data.DataLoader:
     data = tiny_data()
     data.setup("fit")
     return data.train_dataloader()
+
+
+TINY_VT = dict(token_channels=32, qk_channels=16, ffn_channels=32)
+
+
+def test_token_diversity_adds_the_weighted_overlap_of_the_token_maps_to_the_loss() -> None:
+    torch.manual_seed(0)
+    task = make_task(name="vt_resnet18", token_diversity=0.5, options=TINY_VT).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits, extra = task.training_forward(images)
+        _, overlap = task.model(images, return_map_overlap=True)
+        assert torch.allclose(logits, task.model(images)) and 0 < overlap < 1
+    assert extra.item() == pytest.approx(0.5 * overlap.item())
+    assert make_task(name="vt_resnet18", options=TINY_VT).training_forward(images)[1] is None  # off by default
+    trainer = tiny_trainer(fast_dev_run=2)
+    trainer.fit(make_task(name="vt_resnet18", token_diversity=1.0, options=TINY_VT), tiny_data(image_size=64))
+    assert 0 < trainer.callback_metrics["train/map_overlap"] < 1
+
+
+@pytest.mark.parametrize(("name", "weight", "message"), [
+    ("resnet18", 1.0, "token_diversity needs a model with visual tokens; resnet18 has none"),
+    ("vt_resnet18", -0.1, "token_diversity must be a finite number >= 0, got -0.1"),
+])
+def test_token_diversity_is_refused_where_it_cannot_apply(name: str, weight: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_task(name=name, token_diversity=weight)

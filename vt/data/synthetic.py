@@ -361,8 +361,10 @@ class SyntheticShapes(VTDataset):
         rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
         label = index % self.num_classes
         image, mask = render(rng, label, self.image_size, self.objects, self.num_classes)
+        # Contiguous CHW: the transforms' element-wise passes over a permuted HWC view ran 2-4x
+        # slower at 224 px (docs/speed.md, the data path), for one 150 KB copy here.
         return {
-            "image": tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)),
+            "image": tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous()),
             "label": label,
             "mask": tv_tensors.Mask(torch.from_numpy(mask)),
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, NamedTuple
 
+import torch
 from torch import Tensor, nn
 from torchvision.models import resnet as tv
 
@@ -17,7 +18,7 @@ from vt.models.features import check_input
 from vt.models.registry import check_positive, config_options, register_model
 from vt.models.resnet import ARCH, LEVELS, check_level, timm_feature_info, trunk_features
 from vt.models.trunk import pop_trunk_options, setup_trunk
-from vt.nn import VisualTransformer, VTOutput
+from vt.nn import VisualTransformer, VTOutput, map_overlap
 
 
 @dataclass(frozen=True)
@@ -245,9 +246,21 @@ class VTResNet(nn.Module):
         x = self.head_norm(tokens.mean(dim=1))
         return x if pre_logits else self.fc(self.dropout(x))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``x: (B, 3, H, W)`` -> logits ``(B, num_classes)``."""
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: Tensor, return_map_overlap: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """``x: (B, 3, H, W)`` -> logits ``(B, num_classes)``.
+
+        With ``return_map_overlap`` also the mean over the VT modules of how alike their tokens'
+        spatial maps are (`vt.nn.map_overlap`, a differentiable scalar; 0 where no tokenizer has
+        maps): the term ``ClassificationTask(token_diversity=...)`` adds to the loss (method §8).
+        A keyword of ``forward`` rather than another method, so the training step still goes
+        through the module's hooks and its compiled call.
+        """
+        if not return_map_overlap:
+            return self.forward_head(self.forward_features(x))
+        outputs = self.forward_modules(x, return_attention=True)
+        overlaps = [map_overlap(out.attention["tokenizer"]) for out in outputs if "tokenizer" in (out.attention or {})]
+        overlap = torch.stack(overlaps).mean() if overlaps else x.new_zeros(())
+        return self.forward_head(outputs[-1].tokens), overlap
 
 
 # The paper's VT stages (method §3): the per-depth widths, found by counting with fvcore among the

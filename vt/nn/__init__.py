@@ -3,7 +3,7 @@
 from vt.nn.attention import attend
 from vt.nn.fold import fold_batchnorm
 from vt.nn.projector import Projector
-from vt.nn.tokenizer import FilterTokenizer, PoolingTokenizer, RecurrentTokenizer
+from vt.nn.tokenizer import FilterTokenizer, PoolingTokenizer, RecurrentTokenizer, map_overlap
 from vt.nn.transformer import TokenTransformer
 from vt.nn.visual_transformer import VisualTransformer, VTOutput
 
@@ -17,4 +17,5 @@ __all__ = [
     "VisualTransformer",
     "attend",
     "fold_batchnorm",
+    "map_overlap",
 ]

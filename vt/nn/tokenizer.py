@@ -46,8 +46,13 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
         training sets their balance per channel. It keeps the maps distinct at initialisation
         in every module of every VT-ResNet, with no accuracy difference from ``"tokens"`` that
         three seeds resolve (method §8).
-        Training still pulls the last module's maps towards the same pixels, whatever the
-        queries, for reasons still open (method §8).
+        Training with the paper's loss still pulls module 2's maps onto the same few pixels,
+        whatever the queries, and not by making them alike: the L queries stay as distinct
+        as at initialisation, and 16 random queries still find 12-13 peaks on the trained map.
+        The pixels come to vary most along the shared term ``LN(Q)``, one logit every token
+        adds, so it decides where each map peaks (method §8). Nothing in the classification
+        loss asks for distinct maps; `map_overlap` is the loss term that does
+        (``ClassificationTask(token_diversity=...)``).
 
     Centring uses the mean over the tokens being recomputed (all L unless ``recurrent_tokens <
     L``), taken after ``W_{T->R}``: the same queries by linearity, and no second projection. Both
@@ -82,6 +87,24 @@ def _token_projection(in_channels: int, token_channels: int) -> nn.Module:
     if in_channels == token_channels:
         return nn.Identity()
     return nn.Linear(in_channels, token_channels, bias=False)
+
+
+def map_overlap(attn: Tensor, eps: float = 1e-12) -> Tensor:
+    """How alike the L tokens' spatial maps are: the token-diversity penalty (method §8).
+
+    The mean pairwise cosine of the maps ``A[:, l]``, over the ``L(L-1)/2`` pairs and the batch;
+    differentiable, so a training loss can add it (``ClassificationTask(token_diversity=...)``).
+    Maps are non-negative, so it lies in [0, 1]: 1 when every token attends alike, 0 when no two
+    tokens share a pixel. (`vt.analysis.token_diversity` reports the same number per image.)
+
+    ``attn: (B, HW, L)`` -> a scalar; 0 for a single token.
+    """
+    b, _, num_tokens = attn.shape
+    if num_tokens < 2:
+        return attn.new_zeros(())
+    unit = attn / attn.norm(dim=1, keepdim=True).clamp_min(eps)
+    gram = unit.transpose(1, 2) @ unit  # (B, L, L), ones on the diagonal
+    return (gram.sum() - gram.diagonal(dim1=1, dim2=2).sum()) / (b * num_tokens * (num_tokens - 1))
 
 
 class FilterTokenizer(nn.Module):

@@ -271,9 +271,15 @@ class VTTask(L.LightningModule):
         """The loss to minimise; subclasses add terms (distillation) here."""
         return self.loss(logits, batch[self.target_key])
 
+    def training_forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The trained model's logits and an extra term to add to the loss (``None``: none)."""
+        return self.model(images), None
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        logits = self.model(batch["image"])
+        logits, extra = self.training_forward(batch["image"])
         loss = self.training_loss(logits, batch)
+        if extra is not None:
+            loss = loss + extra
         self._check_finite(loss)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])

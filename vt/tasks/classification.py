@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 from typing import Any
 
 import torch
@@ -40,6 +42,11 @@ class ClassificationTask(VTTask):
         freeze_trunk: keep the trunk fixed (no gradients, frozen BatchNorm statistics).
         trunk_lr_mult: the trunk's learning rate as a multiple of the recipe's (e.g. 0.1 to
             fine-tune a pretrained trunk gently); the schedule scales both alike.
+        token_diversity: adds ``token_diversity * overlap`` to the training loss, ``overlap`` the
+            mean pairwise cosine of each VT module's tokenizer maps (`vt.nn.map_overlap`,
+            logged as ``train/map_overlap``), so that the L tokens keep attending to different
+            pixels (method §8). Not in the paper, whose loss asks nothing of the tokens; 0 (the
+            default) trains the paper's objective. Only for models with VT modules.
     """
 
     task = "classification"
@@ -60,8 +67,11 @@ class ClassificationTask(VTTask):
         trunk_weights: str | None = None,
         freeze_trunk: bool = False,
         trunk_lr_mult: float = 1.0,
+        token_diversity: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        if not (math.isfinite(token_diversity) and token_diversity >= 0):
+            raise ValueError(f"token_diversity must be a finite number >= 0, got {token_diversity}")
         if not trunk_lr_mult > 0:
             raise ValueError(f"trunk_lr_mult must be positive, got {trunk_lr_mult}; "
                              f"to keep the trunk fixed use --model.freeze_trunk true")
@@ -69,6 +79,9 @@ class ClassificationTask(VTTask):
             raise ValueError("a frozen trunk is not trained: drop --model.trunk_lr_mult or --model.freeze_trunk")
         trunk = {k: v for k, v in (("trunk_weights", trunk_weights), ("freeze_trunk", freeze_trunk)) if v}
         super().__init__(name=name, recipe=recipe, settings={**non_default(vt), **trunk}, **kwargs)
+        if token_diversity > 0 and "return_map_overlap" not in inspect.signature(self.model.forward).parameters:
+            raise ValueError(f"--model.token_diversity needs a model with visual tokens; {name} has none "
+                             f"(choose a vt_ model or drop the option)")
         self.trunk_lr_mult = trunk_lr_mult
         # Kept out of the module tree on purpose: the teacher is not trained, not wrapped by DDP,
         # not converted to SyncBatchNorm, not switched to train mode and not saved in checkpoints.
@@ -161,6 +174,15 @@ class ClassificationTask(VTTask):
         super().on_fit_start()
         for teacher in self._teacher:
             teacher.to(self.device)
+
+    def training_forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Logits, and with ``token_diversity`` its weighted map-overlap term (class docstring)."""
+        weight = self.hparams.token_diversity
+        if not weight:
+            return super().training_forward(images)
+        logits, overlap = self.model(images, return_map_overlap=True)
+        self.log("train/map_overlap", overlap.detach())
+        return logits, weight * overlap
 
     def training_loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """``(1 - w) * CE + w * T^2 * KL(teacher || student)`` at temperature ``T``; CE alone without teacher."""
