@@ -83,8 +83,8 @@ def test_after_a_short_training_default_queries_keep_module_two_less_collapsed_t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open (issue 12, method §8): training pulls the last module's "
-                   "maps onto the same few pixels, whatever the queries")
+@pytest.mark.xfail(strict=True, reason="the paper's loss (method §8): training pulls module 2's maps onto "
+                   "the same few pixels, whatever the queries; the token-diversity term keeps them apart")
 def test_after_training_module_two_tokens_peak_on_at_least_half_as_many_pixels_as_tokens(
     trained_second_modules: dict[str, TokenDiversity],
 ) -> None:
