@@ -50,7 +50,7 @@ def dissect(model: VTResNet, images: Tensor, labels: Tensor) -> str:
     pixels = seen["x"].flatten(2).transpose(1, 2)  # (B, HW, C)
     q = tokenizer.token_to_filter(seen["tokens"])
     shared, own = tokenizer.norm(q), tokenizer.norm_centred(q - q.mean(dim=1, keepdim=True))
-    queries = shared + own
+    queries = tokenizer.make_queries(seen["tokens"])
     random = torch.randn(16, pixels.shape[-1], generator=torch.Generator().manual_seed(0))
 
     def peaks(w: Tensor) -> float:

@@ -258,7 +258,7 @@ class VTResNet(nn.Module):
         if not return_map_overlap:
             return self.forward_head(self.forward_features(x))
         outputs = self.forward_modules(x, return_attention=True)
-        overlaps = [map_overlap(out.attention["tokenizer"]) for out in outputs if "tokenizer" in (out.attention or {})]
+        overlaps = [map_overlap(out.attention["tokenizer"]) for out in outputs if "tokenizer" in out.attention]
         overlap = torch.stack(overlaps).mean() if overlaps else x.new_zeros(())
         return self.forward_head(outputs[-1].tokens), overlap
 

@@ -76,6 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vt.analysis import mean_pairwise_cosine
 from vt.nn.attention import attend
 
 QueryKind = Literal["tokens", "centred", "both"]
@@ -99,12 +100,9 @@ def map_overlap(attn: Tensor, eps: float = 1e-12) -> Tensor:
 
     ``attn: (B, HW, L)`` -> a scalar; 0 for a single token.
     """
-    b, _, num_tokens = attn.shape
-    if num_tokens < 2:
+    if attn.shape[2] < 2:
         return attn.new_zeros(())
-    unit = attn / attn.norm(dim=1, keepdim=True).clamp_min(eps)
-    gram = unit.transpose(1, 2) @ unit  # (B, L, L), ones on the diagonal
-    return (gram.sum() - gram.diagonal(dim1=1, dim2=2).sum()) / (b * num_tokens * (num_tokens - 1))
+    return mean_pairwise_cosine(attn.transpose(1, 2), eps).mean()
 
 
 class FilterTokenizer(nn.Module):
@@ -196,6 +194,16 @@ class RecurrentTokenizer(nn.Module):
         self.norm_centred = (nn.LayerNorm(in_channels) if norm else nn.Identity()) if queries == "both" else None
         self.proj = _token_projection(in_channels, token_channels)
 
+    def make_queries(self, tokens: Tensor) -> Tensor:
+        """The queries ``W_R`` of the tokens to recompute: ``tokens: (B, L, C_T_prev)`` -> ``(B, L_new, C)``."""
+        # Eq. (3): T_in W_{T->R}; a contiguous slice keeps the GEMM on its fast path
+        q = self.token_to_filter(tokens[:, self.num_tokens - self.recurrent_tokens:].contiguous())
+        if self.queries == "tokens":
+            return self.norm(q)
+        # What the tokens differ in (module docstring); with "both", plus what they share.
+        centred = q - q.mean(dim=1, keepdim=True)
+        return self.norm(centred) if self.norm_centred is None else self.norm(q) + self.norm_centred(centred)
+
     def forward(
         self, x: Tensor, tokens: Tensor | None = None, return_attention: bool = False
     ) -> tuple[Tensor, Tensor | None]:
@@ -205,14 +213,7 @@ class RecurrentTokenizer(nn.Module):
                              "the first VT module of a network must use a filter tokenizer")
         kept = self.num_tokens - self.recurrent_tokens
         pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
-        # Eq. (3): T_in W_{T->R}, (B, L', C); a contiguous slice keeps the GEMM on its fast path
-        q = self.token_to_filter(tokens[:, kept:].contiguous())
-        if self.queries == "tokens":
-            w_r = self.norm(q)
-        else:  # what the tokens differ in (module docstring); with "both", plus what they share
-            centred = q - q.mean(dim=1, keepdim=True)
-            w_r = self.norm(centred) if self.norm_centred is None else self.norm(q) + self.norm_centred(centred)
-        t, attn = attend(w_r.unsqueeze(1), pixels, pixels, self.scale, return_attention)
+        t, attn = attend(self.make_queries(tokens).unsqueeze(1), pixels, pixels, self.scale, return_attention)
         new = self.proj(t.squeeze(1))  # Eq. (4): T = softmax_HW(X W_Rᵀ)ᵀ X
         out = new if kept == 0 else torch.cat([tokens[:, :kept], new], dim=1)
         return out, None if attn is None else attn.squeeze(1).transpose(1, 2)
