@@ -15,6 +15,7 @@ from task_fixtures import BATCH_SIZE, NUM_CLASSES, tiny_data, tiny_trainer
 from vt.tasks import (
     AtomicCheckpointIO, ClassificationTask, NonFiniteLossError, NonFiniteStateError, PreemptionCheckpoint,
 )
+from vt.tasks.base import first_non_finite
 
 STEPS_PER_EPOCH = 4  # tiny_data: 16 training images in batches of 4
 
@@ -105,6 +106,26 @@ def test_non_finite_optimizer_state_stops_the_run() -> None:
     trainer = tiny_trainer(max_epochs=1, callbacks=[OverflowAdamWSecondMoment()])
     with pytest.raises(NonFiniteStateError, match=r"this process's optimizer_states\.0\.0\.exp_avg_sq"):
         trainer.fit(task, tiny_data())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_first_non_finite_names_the_first_bad_tensor(bad: float) -> None:
+    weight = torch.zeros(64)
+    weight[37] = bad
+    state = {"state_dict": {"fine": torch.ones(3), "weight": weight}, "optimizer_states": [[{"exp_avg": weight.clone()}]]}
+    assert first_non_finite(state) == "state_dict.weight"
+    weight[37] = 0.0
+    assert first_non_finite(state) == "optimizer_states.0.0.exp_avg"
+    state["optimizer_states"][0][0]["exp_avg"][37] = 0.0
+    assert first_non_finite(state) is None
+
+
+def test_first_non_finite_is_not_fooled_by_finite_values_whose_sum_overflows() -> None:
+    # The screening sum of these is inf; every value is still finite, so nothing is reported.
+    state = {"big": torch.full((1000,), 1e37), "half": torch.full((8,), 6e4, dtype=torch.float16), "steps": torch.tensor(3)}
+    assert first_non_finite(state) is None
+    state["pair"] = [torch.ones(2), torch.tensor([float("inf"), -float("inf")])]  # a sum of NaN, two bad values
+    assert first_non_finite(state) == "pair.1"
 
 
 def test_checkpoint_with_a_non_finite_buffer_is_refused(tmp_path: Path) -> None:

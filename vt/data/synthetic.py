@@ -134,7 +134,7 @@ def _texture(rng: np.random.Generator, x: Array, y: Array, low: Array, high: Arr
     """A random fill between colours ``low`` and ``high``: flat, gradient, stripes, checks or noise.
 
     ``x, y``: ``(H, W)`` float32 pixel coordinates in image sides; returns the texture of the
-    whole image on the pixels of ``window``, float32 ``(h, w, 3)`` in [0, 1] (float32 halves the
+    whole image on the pixels of ``window``, float32 ``(3, h, w)`` in [0, 1] (float32 halves the
     memory traffic of the per-pixel work, the generator's main cost).
     """
     kind = rng.integers(5)
@@ -156,8 +156,21 @@ def _texture(rng: np.random.Generator, x: Array, y: Array, low: Array, high: Arr
         # A child generator, so the draws after this one do not depend on the image size.
         noise = np.random.default_rng(rng.integers(2**63)).uniform(0, 1, size=x.shape)
         weight = noise[window].astype(np.float32)
-    low, high = low.astype(np.float32), high.astype(np.float32)
-    return low + (high - low) * weight[..., None]
+    return _blend(low.astype(np.float32), high.astype(np.float32), weight)
+
+
+def _blend(low: Array, high: Array, weight: Array) -> Array:
+    """``low + (high - low) * weight`` per channel: float32 ``(3, h, w)`` from ``(3,)`` colours and ``(h, w)``.
+
+    One channel plane at a time: broadcasting ``weight[..., None]`` against ``(3,)`` instead
+    runs numpy's inner loop over 3 elements, 40x slower at 224 px (1.16 against 0.03 ms) for the
+    same float32 values.
+    """
+    out = np.empty((3, *weight.shape), np.float32)
+    for channel, (start, step) in enumerate(zip(low, high - low)):
+        np.multiply(weight, step, out=out[channel])
+        out[channel] += start
+    return out
 
 
 def _shade(rng: np.random.Generator, colour: Array) -> Array:
@@ -255,7 +268,7 @@ def _draw_shape(
     Its fill colour keeps ``distances`` ``(N,)`` away from the colours ``avoid`` ``(N, 3)``.
     Every shape lies in the unit disc of its frame, so it is drawn on the ``window`` of that disc
     (`_window`). Returns where it is in the window, bool ``(h, w)``; its textured layer,
-    ``(h, w, 3)`` in [0, 1], to be shown there; its fill colour ``(3,)``; and the window.
+    ``(3, h, w)`` in [0, 1], to be shown there; its fill colour ``(3,)``; and the window.
     """
     window = _window(centre - radius, centre + radius, len(x))
     angle = rng.uniform(-MAX_ROTATION, MAX_ROTATION)
@@ -274,7 +287,11 @@ def render(
     """Draws one scene whose target is shape class ``label``, among ``objects`` shapes in all.
 
     The other shapes' classes come from the first ``num_classes`` (see the module docstring).
-    Returns the image, uint8 ``(H, W, 3)``, and its mask, uint8 ``(H, W)`` (``class + 1`` on each shape).
+    Returns the image, uint8 ``(3, H, W)`` (channels first, as torch takes it), and its mask,
+    uint8 ``(H, W)`` (``class + 1`` on each shape).
+
+    The image is drawn one channel plane at a time (`_blend`): the same values as the
+    channels-last drawing of earlier versions, pixel for pixel, in 3.6 instead of 5.0 ms at 224 px.
     """
     check_objects(objects, num_classes)
     coords = (np.arange(image_size, dtype=np.float32) + 0.5) / image_size
@@ -296,7 +313,7 @@ def render(
             radius = max(rng.uniform(0.01, 0.05), pixel)
             window = _window(centre - radius, centre + radius, image_size)
             stroke = np.hypot(x[window] - centre[0], y[window] - centre[1]) < radius
-        background[window][stroke] = colour
+        background[(slice(None), *window)][:, stroke] = colour[:, None]
 
     image, mask = background, np.zeros((image_size, image_size), np.uint8)
     avoid, distances = [(base + shade) / 2], [SHAPE_CONTRAST]
@@ -305,12 +322,17 @@ def render(
         inside, layer, fill, window = _draw_shape(
             rng, x, y, shape, radius, centre, np.array(avoid), np.array(distances)
         )
-        np.copyto(image[window], layer, where=inside[..., None])
+        np.copyto(image[(slice(None), *window)], layer, where=inside)
         mask[window][inside] = shape + 1
         avoid.append(fill)
         distances.append(OBJECT_CONTRAST)
     # In place and in float32: at 224 px the per-pixel passes below cost as much as the drawing.
-    image += rng.normal(0, NOISE, size=image.shape).astype(np.float32)
+    # The noise is drawn channels last, the order every earlier version drew it in, and rounded to
+    # float32 inside the addition: the same values as ``image += rng.normal(0, NOISE, shape)
+    # .astype(np.float32)``, without a float32 copy of it, which took as long as the draw.
+    noise = rng.standard_normal((image_size, image_size, 3))
+    noise *= NOISE
+    np.add(image, noise.transpose(2, 0, 1), out=image, dtype=np.float32)
     image *= 255
     return np.clip(np.rint(image, out=image), 0, 255, out=image).astype(np.uint8), mask
 
@@ -361,10 +383,8 @@ class SyntheticShapes(VTDataset):
         rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
         label = index % self.num_classes
         image, mask = render(rng, label, self.image_size, self.objects, self.num_classes)
-        # Contiguous CHW for the transforms' element-wise passes: at 224 px 5.93 instead of 6.07 ms
-        # per sample on an idle core, and 2-4x less in the transforms when the cores are busy.
         return {
-            "image": tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous()),
+            "image": tv_tensors.Image(torch.from_numpy(image)),
             "label": label,
             "mask": tv_tensors.Mask(torch.from_numpy(mask)),
         }

@@ -64,18 +64,23 @@ def _named_tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
 def first_non_finite(obj: Any) -> str | None:
     """The path of the first floating-point tensor in ``obj`` holding a NaN or inf, or ``None``.
 
-    One max-abs norm per tensor (``_foreach_norm``; it cannot overflow, and NaN propagates) and one
-    host sync per device.
+    A sum per tensor screens them, with one host sync per device: a NaN or an inf anywhere makes
+    the sum NaN or inf, whatever the order of the additions. Only a tensor whose sum is not finite
+    is then checked element by element, since large finite values can also overflow a sum. The
+    sums read each tensor once: VT-ResNet-18's weights, buffers and AdamW moments (29 M numbers)
+    in 5 ms on 2 CPU cores, where a max-abs norm per tensor (``_foreach_norm(inf)``) took 42 ms,
+    4 % of a 224 px training step, every step.
     """
     by_device: dict[torch.device, list[tuple[str, Tensor]]] = defaultdict(list)
     for name, tensor in _named_tensors(obj):
         if tensor.is_floating_point() and tensor.numel():
             by_device[tensor.device].append((name, tensor.detach()))
     for named in by_device.values():
-        norms = torch._foreach_norm([t for _, t in named], float("inf"))
-        bad = (~torch.isfinite(torch.stack([n.float() for n in norms]))).nonzero()
-        if len(bad):
-            return named[int(bad[0])][0]
+        sums = torch.stack([t.sum(dtype=torch.float32) for _, t in named])
+        for index in (~torch.isfinite(sums)).nonzero().flatten().tolist():
+            name, tensor = named[index]
+            if not bool(torch.isfinite(tensor).all()):
+                return name
     return None
 
 
