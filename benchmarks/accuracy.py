@@ -226,6 +226,7 @@ def _trainer(args: argparse.Namespace, **overrides: Any) -> L.Trainer:
         num_sanity_val_steps=0,
         # None leaves torch's setting alone; True asks for deterministic kernels (slower on GPU).
         deterministic=True if args.deterministic else None,
+        precision=args.precision,
     )
     return L.Trainer(**(kwargs | overrides))
 
@@ -378,6 +379,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSp
                    help="peak learning rate at the recipe's reference batch (scaled linearly to --batch-size)")
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
     p.add_argument("--deterministic", action="store_true", help="Trainer(deterministic=True): reproducible GPU kernels")
+    p.add_argument("--precision", default="32-true", help="--trainer.precision of every run: 32-true, bf16-mixed, ...")
     p.add_argument("--json", metavar="PATH", help="also write every run's numbers here")
     args = p.parse_args(argv)
 

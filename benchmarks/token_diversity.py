@@ -2,6 +2,7 @@
 
     python benchmarks/token_diversity.py                      # 224×224 noise, eval and train mode
     python benchmarks/token_diversity.py --models vt_resnet18 --modes train --batch 8 --queries tokens both
+    python benchmarks/token_diversity.py --checkpoint runs/cls/vt_resnet34/version_0/checkpoints/last.ckpt
 
 For each model, query kind and module it prints `vt.analysis.TokenDiversity`: the mean pairwise
 cosine of the tokenizer's attention maps, how many different pixels they peak on, the mean
@@ -9,7 +10,10 @@ pairwise cosine of the module's output tokens and their effective rank. The quer
 recurrent tokenizer's ``queries`` (`vt.nn.tokenizer`): ``tokens`` (Eq. 3, normalised),
 ``centred`` and ``both`` (the default). ``eval``: BatchNorm with its initial running
 statistics (identity); ``train``: BatchNorm with batch statistics, what the first training step
-sees. Trained models: ``benchmarks/accuracy.py`` reports the same numbers after training.
+sees. Trained models: ``--checkpoint`` takes a ``vt`` training checkpoint and measures its
+model (eval mode, the weights it was saved with) on ``--batch`` validation images of the
+synthetic shapes at the checkpoint's training size (``--objects`` per image); ``benchmarks/accuracy.py``
+reports the same numbers after each of its runs.
 
 ``--diagnose`` follows the second module's queries step by step (docs/method.md §8): the pairwise
 cosine of the first module's tokens before and after its transformer, how much longer their mean
@@ -23,7 +27,11 @@ import argparse
 
 import torch
 
-from vt.analysis import mean_pairwise_cosine, module_token_diversity
+from vt.analysis import TokenDiversity, mean_pairwise_cosine, module_token_diversity
+from vt.checkpoint import read_checkpoint
+from vt.data import SyntheticShapes
+from vt.data.transforms import synthetic_eval
+from vt.inference import load_model
 from vt.models import create_model
 from vt.nn.tokenizer import QUERY_KINDS
 
@@ -49,16 +57,47 @@ def diagnose(name: str, images: torch.Tensor, seed: int) -> str:
             f"| {cos(tokenizer.norm(raw) + tokenizer.norm_centred(centred))} |")
 
 
+def row(name: str, queries: str, mode: str, module: int, s: TokenDiversity) -> str:
+    return (f"| {name} | {queries} | {mode} | {module} | {s.attention_cosine:.3f} "
+            f"| {s.distinct_argmax:.1f} of {s.num_maps} ({s.num_pixels} px) | {s.token_cosine:.3f} | {s.effective_rank:.2f} |")
+
+
+HEADER = ("| model | queries | BN | module | map cosine | distinct argmax | token cosine | effective rank |\n"
+          "|---|---|---|---|---|---|---|---|")
+
+
+@torch.no_grad()
+def trained(path: str, batch: int, objects: int, image_size: int | None) -> None:
+    """The table for a training checkpoint, on synthetic validation scenes at its training size."""
+    info, _ = read_checkpoint(path)
+    model = load_model(path)
+    size = image_size or info.image_size or 64
+    classes = len(info.class_names) if info.class_names else 10
+    scenes = SyntheticShapes(batch, size, classes, split="val", transform=synthetic_eval(), objects=objects)
+    images = torch.stack([scenes[i]["image"] for i in range(batch)])
+    print(HEADER)
+    for i, s in enumerate(module_token_diversity(model, images), 1):
+        print(row(info.name, "as trained", "eval", i, s), flush=True)
+    print(f"\n{path}: {batch} synthetic validation scenes ({objects} object(s), {size}×{size}); means over the images.")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--modes", nargs="+", choices=["eval", "train"], default=["eval", "train"])
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="default: 224 (fresh models), the training size (--checkpoint)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--queries", nargs="+", choices=QUERY_KINDS, default=list(QUERY_KINDS))
     parser.add_argument("--diagnose", action="store_true", help="the second module's queries, step by step")
+    parser.add_argument("--checkpoint", help="a vt training checkpoint: its trained model instead of fresh ones")
+    parser.add_argument("--objects", type=int, default=1, help="--checkpoint: synthetic shapes per scene")
     args = parser.parse_args(argv)
+    if args.checkpoint:
+        trained(args.checkpoint, args.batch, args.objects, args.image_size)
+        return
+    args.image_size = args.image_size or 224
 
     images = torch.randn(args.batch, 3, args.image_size, args.image_size,
                          generator=torch.Generator().manual_seed(args.seed))
@@ -70,17 +109,14 @@ def main(argv: list[str] | None = None) -> None:
             print(diagnose(name, images, args.seed), flush=True)
         print("\nMean pairwise cosines over the L tokens (queries), fresh models in eval mode.")
         return
-    print("| model | queries | BN | module | map cosine | distinct argmax | token cosine | effective rank |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(HEADER)
     for name in args.models:
         for queries in args.queries:
             for mode in args.modes:
                 torch.manual_seed(args.seed)
                 model = create_model(name, queries=queries).train(mode == "train")
                 for i, s in enumerate(module_token_diversity(model, images), 1):
-                    print(f"| {name} | {queries} | {mode} | {i} "
-                          f"| {s.attention_cosine:.3f} | {s.distinct_argmax:.1f} of {s.num_maps} ({s.num_pixels} px) "
-                          f"| {s.token_cosine:.3f} | {s.effective_rank:.2f} |", flush=True)
+                    print(row(name, queries, mode, i, s), flush=True)
     print(f"\n{args.batch} images of N(0, 1) noise at {args.image_size}×{args.image_size}, seed {args.seed}; "
           "means over the images. Module 1 has a filter tokenizer (the query kind does not apply).")
 

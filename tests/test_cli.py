@@ -95,6 +95,7 @@ def test_help_shows_the_typed_model_settings_with_types_and_defaults(capsys: pyt
         main("classification", CLS, ["--help"])
     flat = " ".join(capsys.readouterr().out.split())
     assert "--model.vt.num_tokens NUM_TOKENS" in flat and "(type: int, default: 16)" in flat
+    assert "--model.token_diversity TOKEN_DIVERSITY" in flat and "mean pairwise cosine of each VT module's tokenizer maps" in flat
 
 
 @pytest.mark.parametrize(("task", "aliases", "argv", "message"), [

@@ -72,3 +72,5 @@ def test_trunk_options_are_typed_on_the_command_line(capsys: pytest.CaptureFixtu
     flat = " ".join(capsys.readouterr().out.split())
     assert "--model.trunk_lr_mult TRUNK_LR_MULT" in flat and "(type: float, default: 1.0)" in flat
     assert "--model.freeze_trunk {true,false}" in flat and "--model.trunk_weights TRUNK_WEIGHTS" in flat
+    # ClassificationTask's own docstring reaches --help, not only VTTask's.
+    assert "the trunk's learning rate as a multiple of the recipe's" in flat

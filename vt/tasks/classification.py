@@ -25,7 +25,9 @@ class ClassificationTask(VTTask):
     Batches need ``"image"`` and ``"label"``. Recipes: ``"standard"`` (paper Table 2),
     ``"advanced"`` (Table 8) and ``"synthetic"`` (the quick demo); see :mod:`vt.tasks.recipes`.
 
-    Args (besides those of :class:`~vt.tasks.base.VTTask`):
+    Its own arguments follow; the rest are those of :class:`~vt.tasks.base.VTTask`.
+
+    Args:
         name: a registered classifier (``vt_resnet18``, ``resnet34``, ...).
         recipe: ``"standard"``, ``"advanced"`` or ``"synthetic"``.
         vt: the VT-ResNets' VT settings (``--model.vt.num_tokens 32``); a setting changed for a

@@ -1,0 +1,54 @@
+"""benchmarks/token_diversity.py --checkpoint: the token table of a trained model, from its checkpoint."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from vt.analysis import module_token_diversity
+from vt.checkpoint import MODEL_PREFIX, write_checkpoint
+from vt.data import SyntheticShapes
+from vt.data.transforms import synthetic_eval
+from vt.models import create_model
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def script() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        yield importlib.import_module("token_diversity")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+
+def test_checkpoint_table_measures_the_saved_weights_on_synthetic_scenes(
+    script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(3)
+    args = {"num_classes": 4}
+    model = create_model("vt_resnet18", **args).eval()
+    checkpoint = {"state_dict": {MODEL_PREFIX + k: v for k, v in model.state_dict().items()},
+                  "datamodule_hyper_parameters": {"image_size": 64}}
+    write_checkpoint(checkpoint, "vt_resnet18", args, ["disk", "square", "triangle", "star"])
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+
+    script.main(["--checkpoint", str(tmp_path / "last.ckpt"), "--batch", "3", "--objects", "2"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| vt_resnet18 ")]
+
+    scenes = SyntheticShapes(3, 64, 4, split="val", transform=synthetic_eval(), objects=2)
+    with torch.no_grad():
+        expected = module_token_diversity(model, torch.stack([scenes[i]["image"] for i in range(3)]))
+    assert len(lines) == len(expected) == 2  # VT-ResNet-18: two VT modules
+    for line, stats in zip(lines, expected):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert float(cells[4]) == pytest.approx(stats.attention_cosine, abs=1e-3)
+        assert cells[5].startswith(f"{stats.distinct_argmax:.1f} of 16 (16 px)")  # 64 px: a 4×4 map
