@@ -6,6 +6,11 @@
     python benchmarks/accuracy.py --models resnet34 vt_resnet34 --seed-list 0 1 2 \\
         --data imagefolder --data-dir /data/my_images --image-size 224 --batch-size 64 \\
         --epochs 30 --recipe standard --num-workers 8
+    python benchmarks/accuracy.py --models resnet18 vt_resnet18 --seed-list 3 4 --json runs/more.json
+    python benchmarks/accuracy.py --merge runs/accuracy.json runs/more.json --models vt_resnet18 resnet18
+
+``--merge`` trains nothing: it prints the table of runs saved by earlier ``--json`` runs of the
+same setting (say, seeds added later), and refuses files trained differently.
 
 Each model spec is a registered classifier, optionally followed by builder options,
 ``NAME:key=value,key=value`` (values read as YAML: ``32``, ``true``, ``0.1``, ``filter``); the spec
@@ -355,8 +360,9 @@ def _machine() -> str:
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSpec], list[int]]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", required=True, metavar="SPEC",
-                   help="NAME or NAME:key=value,... (builder options, YAML values); e.g. resnet18 vt_resnet18")
+    p.add_argument("--models", nargs="+", metavar="SPEC",
+                   help="NAME or NAME:key=value,... (builder options, YAML values); e.g. resnet18 vt_resnet18. "
+                        "With --merge: the rows to show, in this order (default: all, first seen first)")
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, default=3, help="train seeds 0..N-1 (default 3)")
     seeds.add_argument("--seed-list", type=int, nargs="+", metavar="SEED", help="these training seeds instead")
@@ -381,7 +387,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSp
     p.add_argument("--deterministic", action="store_true", help="Trainer(deterministic=True): reproducible GPU kernels")
     p.add_argument("--precision", default="32-true", help="--trainer.precision of every run: 32-true, bf16-mixed, ...")
     p.add_argument("--json", metavar="PATH", help="also write every run's numbers here")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="train nothing: the table of the runs in these --json files (e.g. more seeds added later)")
     args = p.parse_args(argv)
+    if args.merge:
+        return args, [], []
+    if not args.models:
+        p.error("--models is required (unless --merge)")
 
     try:
         specs = [parse_model_spec(text) for text in args.models]
@@ -402,8 +414,59 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSp
     return args, specs, seed_list
 
 
+# What makes two runs comparable: everything but the seeds, the models and where the run went.
+SAME_RECIPE = ("data", "data_dir", "data_seed", "image_size", "batch_size", "num_classes", "num_train", "num_val",
+               "objects", "epochs", "max_steps", "recipe", "lr", "precision")
+CONFIG_DEFAULTS = {"precision": "32-true"}  # options added after some files were written
+
+
+def merge(paths: list[str], models: list[str] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The shared config and the runs of several ``--json`` files, ``models`` (labels) first, in that order.
+
+    A ``ValueError`` (one line) if the files differ in anything but seeds and models, or hold
+    the same model and seed twice.
+    """
+    config: dict[str, Any] | None = None
+    runs: list[dict[str, Any]] = []
+    seen: set[tuple[str, int]] = set()
+    for path in paths:
+        with open(path) as f:
+            saved = json.load(f)
+        current = {key: saved["config"].get(key, CONFIG_DEFAULTS.get(key)) for key in SAME_RECIPE}
+        if config is None:
+            config = current
+        elif current != config:
+            differ = ", ".join(f"{k}: {config[k]!r} vs {current[k]!r}" for k in SAME_RECIPE if current[k] != config[k])
+            raise ValueError(f"{path} was trained differently from {paths[0]} ({differ}); merge runs of one setting only")
+        for run in saved["runs"]:
+            key = (run["model"], run["seed"])
+            if key in seen:
+                raise ValueError(f"{path}: seed {run['seed']} of {run['model']} is already in an earlier file")
+            seen.add(key)
+            runs.append(run)
+    assert config is not None
+    if models:
+        missing = [m for m in models if m not in {r["model"] for r in runs}]
+        if missing:
+            raise ValueError(f"--models: no runs of {', '.join(missing)} in the merged files")
+        runs = sorted((r for r in runs if r["model"] in models), key=lambda r: models.index(r["model"]))
+    return config, runs
+
+
 def main(argv: list[str] | None = None) -> int:
     args, specs, seeds = parse_args(argv)
+    if args.merge:
+        try:
+            config, runs = merge(args.merge, args.models)
+        except (OSError, ValueError, KeyError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        seeds = sorted({r["seed"] for r in runs})
+        print(f"merged {len(runs)} runs of {len(args.merge)} files: {config['data']} data, {config['image_size']}px, "
+              f"recipe {config['recipe']}, {config['epochs']} epochs, seeds {', '.join(map(str, seeds))}")
+        print()
+        print(summarise(runs))
+        return 0
     # Lightning's per-run banners (devices, seeds) and the few-workers hint would bury the progress lines.
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +170,40 @@ def test_two_models_two_seeds_end_to_end(
     # The table's per-seed cells are the JSON's values, in percent.
     first = rows[0].split(" | ")[2]
     assert first == ", ".join(f"{100 * v:.1f}" for v in per_seed[models[0]])
+
+
+def _saved(path: Path, runs: list[tuple[str, int, float]], **config: object) -> Path:
+    setting = {"data": "synthetic", "image_size": 64, "epochs": 4, "recipe": "synthetic", "num_classes": 10} | config
+    path.write_text(json.dumps({"config": setting, "runs": [
+        {"model": m, "seed": s, "top1": v, "images_per_sec": 10.0, "image_size": 64, "gflops": 0.2, "mparams": 11.0}
+        for m, s, v in runs
+    ]}))
+    return path
+
+
+def test_merge_tables_the_seeds_of_several_files(
+    acc: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _saved(tmp_path / "a.json", [("resnet18", 0, 0.5), ("vt_resnet18", 0, 0.6)])
+    later = _saved(tmp_path / "b.json", [("resnet18", 1, 0.7), ("vt_resnet18", 1, 0.9)], precision="32-true")
+    assert acc.main(["--merge", str(first), str(later), "--models", "vt_resnet18", "resnet18"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    # The order asked for; per-seed values from both files; the paired difference over both seeds.
+    assert [r[0] for r in rows] == ["| vt_resnet18", "| resnet18"]
+    assert rows[0][2] == "60.0, 90.0" and rows[1][2] == "50.0, 70.0"
+    assert rows[1][3] == "-15.0 ± 63.5"  # differences -10 and -20: 12.706 * 7.07 / sqrt(2)
+
+
+@pytest.mark.parametrize(("second", "message"), [
+    (dict(runs=[("resnet18", 0, 0.4)]), "seed 0 of resnet18 is already in an earlier file"),
+    (dict(runs=[("resnet18", 1, 0.4)], image_size=112), "trained differently from .*image_size: 64 vs 112"),
+    (dict(runs=[("resnet18", 1, 0.4)], precision="bf16-mixed"), "precision: '32-true' vs 'bf16-mixed'"),
+])
+def test_merge_refuses_runs_that_do_not_belong_together(
+    acc: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str], second: dict, message: str
+) -> None:
+    first = _saved(tmp_path / "a.json", [("resnet18", 0, 0.5)])
+    other = _saved(tmp_path / "b.json", **second)
+    assert acc.main(["--merge", str(first), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err)
