@@ -430,18 +430,24 @@ def merge(paths: list[str], models: list[str] | None) -> tuple[dict[str, Any], l
     runs: list[dict[str, Any]] = []
     seen: set[tuple[str, int]] = set()
     for path in paths:
-        with open(path) as f:
-            saved = json.load(f)
-        current = {key: saved["config"].get(key, CONFIG_DEFAULTS.get(key)) for key in SAME_RECIPE}
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+            current = {key: saved["config"].get(key, CONFIG_DEFAULTS.get(key)) for key in SAME_RECIPE}
+            file_runs = [run for run in saved["runs"] if run["model"] and run["seed"] is not None]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"{path} is not a file written by benchmarks/accuracy.py --json ({err!r})") from None
+        if not file_runs:
+            raise ValueError(f"{path} holds no runs")
         if config is None:
             config = current
         elif current != config:
             differ = ", ".join(f"{k}: {config[k]!r} vs {current[k]!r}" for k in SAME_RECIPE if current[k] != config[k])
             raise ValueError(f"{path} was trained differently from {paths[0]} ({differ}); merge runs of one setting only")
-        for run in saved["runs"]:
+        for run in file_runs:
             key = (run["model"], run["seed"])
             if key in seen:
-                raise ValueError(f"{path}: seed {run['seed']} of {run['model']} is already in an earlier file")
+                raise ValueError(f"{path}: seed {run['seed']} of {run['model']} is in the merged files twice")
             seen.add(key)
             runs.append(run)
     assert config is not None

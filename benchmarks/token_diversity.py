@@ -24,12 +24,13 @@ query LayerNorm, and centred.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 
 from vt.analysis import TokenDiversity, mean_pairwise_cosine, module_token_diversity
 from vt.checkpoint import read_checkpoint
-from vt.data import SyntheticShapes
+from vt.data import SHAPES, SyntheticShapes
 from vt.data.transforms import synthetic_eval
 from vt.inference import load_model
 from vt.models import create_model
@@ -68,11 +69,17 @@ HEADER = ("| model | queries | BN | module | map cosine | distinct argmax | toke
 
 @torch.no_grad()
 def trained(path: str, batch: int, objects: int, image_size: int | None) -> None:
-    """The table for a training checkpoint, on synthetic validation scenes at its training size."""
+    """The table for a training checkpoint, on synthetic validation scenes at its training size.
+
+    Raises a one-line ``ValueError`` or ``OSError`` for a file that is not a VT classifier's checkpoint.
+    """
     info, _ = read_checkpoint(path)
     model = load_model(path)
+    if not hasattr(model, "forward_modules"):
+        raise ValueError(f"{path} holds a {info.name}, which has no VT modules; give a vt_resnet checkpoint")
     size = image_size or info.image_size or 64
-    classes = len(info.class_names) if info.class_names else 10
+    # Scenes of the trained classes where they are shapes; other data (ImageFolder) gets all 13.
+    classes = min(len(info.class_names or SHAPES), len(SHAPES))
     scenes = SyntheticShapes(batch, size, classes, split="val", transform=synthetic_eval(), objects=objects)
     images = torch.stack([scenes[i]["image"] for i in range(batch)])
     print(HEADER)
@@ -91,11 +98,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--queries", nargs="+", choices=QUERY_KINDS, default=list(QUERY_KINDS))
     parser.add_argument("--diagnose", action="store_true", help="the second module's queries, step by step")
-    parser.add_argument("--checkpoint", help="a vt training checkpoint: its trained model instead of fresh ones")
+    parser.add_argument("--checkpoint", help="a VT classifier's training checkpoint: its trained model "
+                        "instead of fresh ones (--models, --modes, --queries do not apply)")
     parser.add_argument("--objects", type=int, default=1, help="--checkpoint: synthetic shapes per scene")
     args = parser.parse_args(argv)
     if args.checkpoint:
-        trained(args.checkpoint, args.batch, args.objects, args.image_size)
+        try:
+            trained(args.checkpoint, args.batch, args.objects, args.image_size)
+        except (OSError, ValueError) as err:  # vt's DatasetError is a ValueError
+            sys.exit(f"error: {' '.join(str(err).split())}")
         return
     args.image_size = args.image_size or 224
 

@@ -195,7 +195,7 @@ def test_merge_tables_the_seeds_of_several_files(
 
 
 @pytest.mark.parametrize(("second", "message"), [
-    (dict(runs=[("resnet18", 0, 0.4)]), "seed 0 of resnet18 is already in an earlier file"),
+    (dict(runs=[("resnet18", 0, 0.4)]), "seed 0 of resnet18 is in the merged files twice"),
     (dict(runs=[("resnet18", 1, 0.4)], image_size=112), "trained differently from .*image_size: 64 vs 112"),
     (dict(runs=[("resnet18", 1, 0.4)], precision="bf16-mixed"), "precision: '32-true' vs 'bf16-mixed'"),
 ])
@@ -207,3 +207,18 @@ def test_merge_refuses_runs_that_do_not_belong_together(
     assert acc.main(["--merge", str(first), str(other)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and re.search(message, err)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("not json", "is not a file written by benchmarks/accuracy.py --json"),
+    ("[1, 2]", "is not a file written by benchmarks/accuracy.py --json"),
+    ('{"config": {}, "runs": []}', "holds no runs"),
+])
+def test_merge_of_a_file_that_is_not_a_harness_result_is_a_one_line_error(
+    acc: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    assert acc.main(["--merge", str(_saved(tmp_path / "a.json", [("resnet18", 0, 0.5)])), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and message in err

@@ -52,3 +52,18 @@ def test_checkpoint_table_measures_the_saved_weights_on_synthetic_scenes(
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert float(cells[4]) == pytest.approx(stats.attention_cosine, abs=1e-3)
         assert cells[5].startswith(f"{stats.distinct_argmax:.1f} of 16 (16 px)")  # 64 px: a 4×4 map
+
+
+def test_checkpoint_without_visual_tokens_is_a_one_line_error(
+    script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = create_model("resnet18", num_classes=4)
+    checkpoint = {"state_dict": {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}}
+    write_checkpoint(checkpoint, "resnet18", {"num_classes": 4}, None)
+    torch.save(checkpoint, tmp_path / "resnet.ckpt")
+    for path, message in ((tmp_path / "resnet.ckpt", "holds a resnet18, which has no VT modules"),
+                          (tmp_path / "absent.ckpt", "absent.ckpt")):
+        with pytest.raises(SystemExit) as stop:
+            script.main(["--checkpoint", str(path)])
+        assert str(stop.value.code).startswith("error: ") and message in str(stop.value.code)
+        assert "\n" not in str(stop.value.code)
