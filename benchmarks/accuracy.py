@@ -213,7 +213,7 @@ def make_datamodule(args: argparse.Namespace, seed: int) -> VTDataModule:
             extra["objects"] = args.objects
         dm = SyntheticDataModule(**common, **extra)
     else:
-        dm = ImageNetDataModule(root=args.data_dir, **common)
+        dm = ImageNetDataModule(root=args.data_dir, min_crop_area=args.min_crop_area, **common)
     # The datamodule's one seed does two jobs: for generated data it fixes the images, and it
     # seeds the training order and augmentation (EpochSampler, at each train_dataloader call).
     # Building the splits now bakes in the data seed; setup() never rebuilds them, so switching
@@ -376,6 +376,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSp
     p.add_argument("--num-train", type=int, default=2048, help="synthetic training images")
     p.add_argument("--num-val", type=int, default=512, help="synthetic validation images")
     p.add_argument("--objects", type=int, default=1, help="synthetic: objects per image")
+    p.add_argument("--min-crop-area", type=float, default=0.08,
+                   help="imagefolder: smallest random-resized crop, a fraction of the image (ImageNet's 0.08)")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: the datamodule's)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (before --epochs ends)")
@@ -416,8 +418,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSp
 
 # What makes two runs comparable: everything but the seeds, the models and where the run went.
 SAME_RECIPE = ("data", "data_dir", "data_seed", "image_size", "batch_size", "num_classes", "num_train", "num_val",
-               "objects", "epochs", "max_steps", "recipe", "lr", "precision")
-CONFIG_DEFAULTS = {"precision": "32-true"}  # options added after some files were written
+               "objects", "epochs", "max_steps", "recipe", "lr", "precision", "min_crop_area")
+CONFIG_DEFAULTS = {"precision": "32-true", "min_crop_area": 0.08}  # options added after some files were written
 
 
 def merge(paths: list[str], models: list[str] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:

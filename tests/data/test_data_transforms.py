@@ -7,7 +7,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from vt.data import DatasetError
+from vt.data import DatasetError, ImageNetDataModule
 from vt.data.lip import LIP_FLIP_PAIRS
 from vt.data.transforms import (
     HorizontalFlip,
@@ -89,3 +89,23 @@ def test_unknown_recipe_is_a_dataset_error() -> None:
 
 def test_classification_eval_centre_crops_to_image_size() -> None:
     assert classification_eval(32)({"image": _sample()["image"], "label": 0})["image"].shape == (3, 32, 32)
+
+
+def test_min_crop_area_one_keeps_the_whole_image() -> None:
+    image = _sample(48, 48)["image"]
+    whole = v2.Compose([v2.Resize(24, antialias=True), *classification_eval(24).transforms[2:]])(image)
+    torch.manual_seed(0)
+    for _ in range(4):  # flipped or not, never cropped
+        out = classification_train(24, min_crop_area=1.0)({"image": image})["image"]
+        assert torch.allclose(out, whole) or torch.allclose(out, whole.flip(-1))
+    # ImageNet's default crops: some of four draws differ from the whole image either way round.
+    crops = [classification_train(24)({"image": image})["image"] for _ in range(4)]
+    assert any(not (torch.allclose(c, whole) or torch.allclose(c, whole.flip(-1))) for c in crops)
+
+
+@pytest.mark.parametrize("area", [0.0, -0.1, 1.5])
+def test_min_crop_area_out_of_range_is_refused(area: float, imagenet_root: str) -> None:
+    with pytest.raises(ValueError, match=r"min_crop_area must be in \(0, 1\]"):
+        classification_train(24, min_crop_area=area)
+    with pytest.raises(DatasetError, match=r"--data.min_crop_area must be in \(0, 1\]"):
+        ImageNetDataModule(imagenet_root, min_crop_area=area)

@@ -6,7 +6,7 @@ import os
 
 from torchvision.datasets.folder import find_classes, make_dataset
 
-from vt.data.base import VTDataModule, VTDataset, check_layout
+from vt.data.base import DatasetError, VTDataModule, VTDataset, check_layout
 from vt.data.files import ImageFolderDataset, is_image_file, list_images
 from vt.data.transforms import classification_eval, classification_train
 
@@ -36,6 +36,8 @@ class ImageNetDataModule(VTDataModule):
         recipe: ``"standard"`` or ``"advanced"`` training augmentation (method §6).
         skip_bad: skip and count unreadable images instead of failing on the first.
         seed: seeds the training shuffle order.
+        min_crop_area: the smallest random-resized crop, as a fraction of the image's area
+            (ImageNet's 0.08, the paper's recipe; larger keeps small objects in the crop).
     """
 
     has_labels = frozenset({"image", "label"})
@@ -49,9 +51,13 @@ class ImageNetDataModule(VTDataModule):
         recipe: str = "standard",
         skip_bad: bool = False,
         seed: int = 0,
+        min_crop_area: float = 0.08,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers, recipe, skip_bad, seed)
         self.save_hyperparameters()
+        if not 0 < min_crop_area <= 1:
+            raise DatasetError(f"--data.min_crop_area must be in (0, 1], got {min_crop_area}; 0.08 is ImageNet's")
+        self.min_crop_area = min_crop_area
         self.root = root
         self.class_names = self._check_layout()
         self.num_classes = len(self.class_names)
@@ -114,7 +120,7 @@ class ImageNetDataModule(VTDataModule):
             "restore its images, or remove that class folder from train/ and val/",
         )
         if split == "train":
-            transform = classification_train(self.image_size, self.recipe)
+            transform = classification_train(self.image_size, self.recipe, self.min_crop_area)
         else:
             transform = classification_eval(self.image_size)
         return ImageFolderDataset(samples, transform, self.skip_bad)
