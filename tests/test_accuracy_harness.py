@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
+from conftest import benchmark_script
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def acc() -> Iterator[ModuleType]:
-    """benchmarks/accuracy.py as a module (benchmarks/ is a folder of scripts, not a package)."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        yield importlib.import_module("accuracy")
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    with benchmark_script("accuracy") as module:
+        yield module
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

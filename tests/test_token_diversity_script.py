@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
+from conftest import benchmark_script
 
 from vt.analysis import module_token_diversity
 from vt.checkpoint import MODEL_PREFIX, write_checkpoint
@@ -17,17 +16,13 @@ from vt.data import SyntheticShapes
 from vt.data.transforms import synthetic_eval
 from vt.models import create_model
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
 def script() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        yield importlib.import_module("token_diversity")
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    with benchmark_script("token_diversity") as module:
+        yield module
 
 
 def test_checkpoint_table_measures_the_saved_weights_on_synthetic_scenes(
