@@ -127,7 +127,7 @@ class ModelSpec:
 
 # ClassificationTask arguments a spec may set: the training objective's own knobs. The recipe,
 # learning rate and batch are the harness's (the same for every row), so they are not here.
-TASK_OPTIONS = ("token_diversity",)
+TASK_OPTIONS = ("token_diversity", "token_overlap_floor")
 
 
 def parse_model_spec(text: str) -> ModelSpec:

@@ -93,6 +93,19 @@ def test_token_diversity_adds_the_weighted_overlap_of_the_token_maps_to_the_loss
     assert 0 < trainer.callback_metrics["train/map_overlap"] < 1
 
 
+def test_token_overlap_floor_leaves_maps_that_overlap_less_alone() -> None:
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for share, expected_share in ((0.5, 0.5), (1.01, 0.0)):  # floor at half the overlap, and above it
+        torch.manual_seed(0)
+        task = make_task(name="vt_resnet18", token_diversity=2.0, options=TINY_VT).eval()
+        with torch.no_grad():
+            _, overlap = task.model(images, return_map_overlap=True)
+        task.hparams.token_overlap_floor = min(share * overlap.item(), 0.999)
+        with torch.no_grad():
+            extra = task.training_forward(images)[1].item()
+        assert extra == pytest.approx(2.0 * expected_share * overlap.item(), abs=1e-6)
+
+
 @pytest.mark.parametrize(("name", "weight", "message"), [
     ("resnet18", 1.0, "token_diversity needs a model with visual tokens; resnet18 has none"),
     ("vt_resnet18", -0.1, "token_diversity must be a finite number >= 0, got -0.1"),
@@ -100,3 +113,8 @@ def test_token_diversity_adds_the_weighted_overlap_of_the_token_maps_to_the_loss
 def test_token_diversity_is_refused_where_it_cannot_apply(name: str, weight: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_task(name=name, token_diversity=weight)
+
+
+def test_token_overlap_floor_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"token_overlap_floor must be in \[0, 1\), got 1.0"):
+        make_task(name="vt_resnet18", token_diversity=1.0, token_overlap_floor=1.0)

@@ -49,6 +49,10 @@ class ClassificationTask(VTTask):
             logged as ``train/map_overlap``), so that the L tokens keep attending to different
             pixels (method §8). Not in the paper, whose loss asks nothing of the tokens; 0 (the
             default) trains the paper's objective. Only for models with VT modules.
+        token_overlap_floor: the term is ``token_diversity * max(overlap - floor, 0)``: maps that
+            overlap less than ``floor`` are left to the task loss. 0 (the default) pushes the
+            maps apart as far as they go; 0.5 asks only that they stay as distinct as issue 12's
+            bar (cosine at most 0.6) with room to spare.
     """
 
     task = "classification"
@@ -70,10 +74,13 @@ class ClassificationTask(VTTask):
         freeze_trunk: bool = False,
         trunk_lr_mult: float = 1.0,
         token_diversity: float = 0.0,
+        token_overlap_floor: float = 0.0,
         **kwargs: Any,
     ) -> None:
         if not (math.isfinite(token_diversity) and token_diversity >= 0):
             raise ValueError(f"token_diversity must be a finite number >= 0, got {token_diversity}")
+        if not 0 <= token_overlap_floor < 1:
+            raise ValueError(f"token_overlap_floor must be in [0, 1), got {token_overlap_floor}")
         if not trunk_lr_mult > 0:
             raise ValueError(f"trunk_lr_mult must be positive, got {trunk_lr_mult}; "
                              f"to keep the trunk fixed use --model.freeze_trunk true")
@@ -184,7 +191,7 @@ class ClassificationTask(VTTask):
             return super().training_forward(images)
         logits, overlap = self.model(images, return_map_overlap=True)
         self.log("train/map_overlap", overlap.detach())
-        return logits, weight * overlap
+        return logits, weight * (overlap - self.hparams.token_overlap_floor).clamp(min=0)
 
     def training_loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """``(1 - w) * CE + w * T^2 * KL(teacher || student)`` at temperature ``T``; CE alone without teacher."""
