@@ -422,11 +422,26 @@ SAME_RECIPE = ("data", "data_dir", "data_seed", "image_size", "batch_size", "num
 CONFIG_DEFAULTS = {"precision": "32-true", "min_crop_area": 0.08}  # options added after some files were written
 
 
-def merge(paths: list[str], models: list[str] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The shared config and the runs of several ``--json`` files, ``models`` (labels) first, in that order.
+def canonical_label(name: str, options: dict[str, Any], task_options: dict[str, Any]) -> str:
+    """The spec string of a model, less the options that only repeat a default.
 
-    A ``ValueError`` (one line) if the files differ in anything but seeds and models, or hold
-    the same model and seed twice.
+    ``vt_resnet18:queries=both`` and ``vt_resnet18`` build the same model today, so their runs
+    are one row. Defaults are this code's: runs saved by a version with other defaults are not
+    comparable anyway.
+    """
+    builder = {k: p.default for k, p in builder_signature(name).parameters.items()}
+    task = {k: p.default for k, p in inspect.signature(ClassificationTask.__init__).parameters.items()}
+    kept = [(k, v) for k, v in options.items() if builder.get(k, inspect.Parameter.empty) != v]
+    kept += [(k, v) for k, v in task_options.items() if task.get(k, inspect.Parameter.empty) != v]
+    text = lambda v: yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()  # noqa: E731
+    return name + (":" + ",".join(f"{k}={text(v)}" for k, v in kept) if kept else "")
+
+
+def merge(paths: list[str], models: list[str] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The shared config and the runs of several ``--json`` files, ``models`` first, in that order.
+
+    Runs are labelled by `canonical_label`, and so are ``models``. A ``ValueError`` (one line) if
+    the files differ in anything but seeds and models, or hold the same model and seed twice.
     """
     config: dict[str, Any] | None = None
     runs: list[dict[str, Any]] = []
@@ -447,6 +462,8 @@ def merge(paths: list[str], models: list[str] | None) -> tuple[dict[str, Any], l
             differ = ", ".join(f"{k}: {config[k]!r} vs {current[k]!r}" for k in SAME_RECIPE if current[k] != config[k])
             raise ValueError(f"{path} was trained differently from {paths[0]} ({differ}); merge runs of one setting only")
         for run in file_runs:
+            spec = parse_model_spec(run["model"])
+            run = run | {"model": canonical_label(spec.name, spec.options, spec.task_options)}
             key = (run["model"], run["seed"])
             if key in seen:
                 raise ValueError(f"{path}: seed {run['seed']} of {run['model']} is in the merged files twice")
@@ -454,6 +471,7 @@ def merge(paths: list[str], models: list[str] | None) -> tuple[dict[str, Any], l
             runs.append(run)
     assert config is not None
     if models:
+        models = [canonical_label(s.name, s.options, s.task_options) for s in map(parse_model_spec, models)]
         missing = [m for m in models if m not in {r["model"] for r in runs}]
         if missing:
             raise ValueError(f"--models: no runs of {', '.join(missing)} in the merged files")

@@ -216,3 +216,15 @@ def test_merge_of_a_file_that_is_not_a_harness_result_is_a_one_line_error(
     assert acc.main(["--merge", str(_saved(tmp_path / "a.json", [("resnet18", 0, 0.5)])), str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(bad) in err and message in err
+
+
+def test_merge_takes_a_spec_that_repeats_a_default_as_the_same_model(
+    acc: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _saved(tmp_path / "a.json", [("vt_resnet18:queries=both,token_diversity=0.0", 0, 0.5)])
+    later = _saved(tmp_path / "b.json", [("vt_resnet18", 1, 0.7), ("vt_resnet18:queries=tokens", 1, 0.6)])
+    assert acc.main(["--merge", str(first), str(later), "--models", "vt_resnet18:num_tokens=16"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert [(r[0], r[2]) for r in rows] == [("| vt_resnet18", "50.0, 70.0")]
+    assert acc.canonical_label("vt_resnet18", {"queries": "tokens", "num_tokens": 16}, {"token_diversity": 1}) == (
+        "vt_resnet18:queries=tokens,token_diversity=1")
