@@ -510,6 +510,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    if args.json:  # hours of runs must not end on a path that cannot be written
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+            with open(args.json, "a"):
+                pass
+        except OSError as err:
+            print(f"error: --json {args.json} cannot be written: {err.strerror or err}", file=sys.stderr)
+            return 2
     print(f"machine: {_machine()}", file=sys.stderr)
     results: list[dict[str, Any]] = []
     total = len(seeds) * len(specs)

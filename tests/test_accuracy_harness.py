@@ -228,3 +228,13 @@ def test_merge_takes_a_spec_that_repeats_a_default_as_the_same_model(
     assert [(r[0], r[2]) for r in rows] == [("| vt_resnet18", "50.0, 70.0")]
     assert acc.canonical_label("vt_resnet18", {"queries": "tokens", "num_tokens": 16}, {"token_diversity": 1}) == (
         "vt_resnet18:queries=tokens,token_diversity=1")
+
+
+def test_json_path_is_checked_before_any_training(
+    acc: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert acc.main(["--models", "resnet18", "--seeds", "1", *TINY, "--json", str(blocker / "runs.json")]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.startswith(f"error: --json {blocker / 'runs.json'} cannot be written") and "[1/1]" not in printed.err
