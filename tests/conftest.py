@@ -1,11 +1,7 @@
 """Fixtures shared across the test folders."""
 
-import importlib
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -26,15 +22,3 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: Non
     monkeypatch.chdir(tmp_path)
     yield
 
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-@contextmanager
-def benchmark_script(name: str) -> Iterator[ModuleType]:
-    """``benchmarks/<name>.py`` as a module (benchmarks/ is a folder of scripts, not a package)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))

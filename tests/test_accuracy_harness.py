@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 import torch
-from conftest import benchmark_script
+from benchmark_scripts import benchmark_script
 
 
 

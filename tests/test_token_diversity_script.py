@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 import torch
-from conftest import benchmark_script
+from benchmark_scripts import benchmark_script
 
 from vt.analysis import module_token_diversity
 from vt.checkpoint import MODEL_PREFIX, write_checkpoint
