@@ -118,3 +118,5 @@ def test_token_diversity_is_refused_where_it_cannot_apply(name: str, weight: flo
 def test_token_overlap_floor_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"token_overlap_floor must be in \[0, 1\), got 1.0"):
         make_task(name="vt_resnet18", token_diversity=1.0, token_overlap_floor=1.0)
+    with pytest.raises(ValueError, match="token_overlap_floor shapes the token-diversity term, which is off"):
+        make_task(name="vt_resnet18", token_overlap_floor=0.5)

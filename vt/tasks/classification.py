@@ -81,6 +81,9 @@ class ClassificationTask(VTTask):
             raise ValueError(f"token_diversity must be a finite number >= 0, got {token_diversity}")
         if not 0 <= token_overlap_floor < 1:
             raise ValueError(f"token_overlap_floor must be in [0, 1), got {token_overlap_floor}")
+        if token_overlap_floor and not token_diversity:
+            raise ValueError("--model.token_overlap_floor shapes the token-diversity term, which is off: "
+                             "set --model.token_diversity too (e.g. 1)")
         if not trunk_lr_mult > 0:
             raise ValueError(f"trunk_lr_mult must be positive, got {trunk_lr_mult}; "
                              f"to keep the trunk fixed use --model.freeze_trunk true")
