@@ -513,8 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:  # hours of runs must not end on a path that cannot be written
         try:
             os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-            with open(args.json, "a"):
-                pass
+            open(args.json, "a").close()  # creates it, or leaves an existing file as it is
         except OSError as err:
             print(f"error: --json {args.json} cannot be written: {err.strerror or err}", file=sys.stderr)
             return 2

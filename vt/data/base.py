@@ -47,6 +47,15 @@ def check_recipe(recipe: str) -> None:
         raise DatasetError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
 
 
+def check_min_crop_area(area: float, flag: str = "min_crop_area") -> None:
+    """Raises the one-line `DatasetError`, naming ``flag``, unless ``area`` is in (0, 1].
+
+    ``area``: the smallest random-resized crop, as a fraction of the image's area.
+    """
+    if not 0 < area <= 1:
+        raise DatasetError(f"{flag} must be in (0, 1], got {area}; 0.08 is ImageNet's")
+
+
 # What each loss target is, for the message of `check_task_data`.
 _TARGETS = {"label": "image-level class labels", "mask": "per-pixel label masks"}
 

@@ -6,7 +6,7 @@ import os
 
 from torchvision.datasets.folder import find_classes, make_dataset
 
-from vt.data.base import DatasetError, VTDataModule, VTDataset, check_layout
+from vt.data.base import VTDataModule, VTDataset, check_layout, check_min_crop_area
 from vt.data.files import ImageFolderDataset, is_image_file, list_images
 from vt.data.transforms import classification_eval, classification_train
 
@@ -55,8 +55,7 @@ class ImageNetDataModule(VTDataModule):
     ) -> None:
         super().__init__(image_size, batch_size, num_workers, recipe, skip_bad, seed)
         self.save_hyperparameters()
-        if not 0 < min_crop_area <= 1:
-            raise DatasetError(f"--data.min_crop_area must be in (0, 1], got {min_crop_area}; 0.08 is ImageNet's")
+        check_min_crop_area(min_crop_area, "--data.min_crop_area")
         self.min_crop_area = min_crop_area
         self.root = root
         self.class_names = self._check_layout()

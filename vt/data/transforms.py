@@ -16,7 +16,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from vt.data.base import IGNORE_INDEX, Sample, Transform, check_recipe
+from vt.data.base import IGNORE_INDEX, Sample, Transform, check_min_crop_area, check_recipe
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,8 +46,7 @@ def classification_train(image_size: int, recipe: str = "standard", min_crop_are
     larger keeps more of each image, for data whose object does not fill the frame).
     """
     check_recipe(recipe)
-    if not 0 < min_crop_area <= 1:
-        raise ValueError(f"min_crop_area must be in (0, 1], got {min_crop_area}; 0.08 is ImageNet's")
+    check_min_crop_area(min_crop_area)
     ops: list[Transform] = [
         v2.RandomResizedCrop(image_size, scale=(min_crop_area, 1.0), antialias=True), v2.RandomHorizontalFlip()
     ]
