@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--token-diversity", type=float, default=0.0)
+    parser.add_argument("--softmax-over", choices=["pixels", "tokens"], default="pixels",
+                        help="the tokenizers' softmax axis (VTOptions.softmax_over)")
     args = parser.parse_args(argv)
     size, classes = 112, 4
     torch.manual_seed(args.seed)
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     val = SyntheticShapes(32, size, classes, split="val", transform=synthetic_eval(), objects=3)
     images = torch.stack([val[i]["image"] for i in range(len(val))])
     labels = torch.tensor([val[i]["label"] for i in range(len(val))])
-    model = create_model("vt_resnet18", num_classes=classes, token_channels=256)
+    model = create_model("vt_resnet18", num_classes=classes, token_channels=256,
+                         softmax_over=args.softmax_over)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.05)
     print("| step | val acc | map cosine | queries cos | gains LN / LN_c | peaks | peaks, shared term | "
           "peaks, centred term | peaks, 16 random queries | logit spread | pixel rank |")

@@ -287,3 +287,57 @@ def test_vt_resnet_returns_the_overlap_of_its_modules_maps_with_the_same_logits(
     assert overlap.item() == pytest.approx(expected.item(), rel=1e-4)
     pooled = create_model("vt_resnet18", num_classes=5, token_channels=64, tokenizer="pooling").eval()
     assert pooled(x, return_map_overlap=True)[1].item() == 0.0  # no maps, no term
+
+
+def test_competing_tokens_split_every_pixel_and_stay_pixel_averages(x: torch.Tensor) -> None:
+    # softmax_over="tokens": at each pixel the L tokens' shares sum to 1; each map is then
+    # renormalised over the pixels, so a token is still a weighted average of pixels.
+    tok = RecurrentTokenizer(C, L, C, softmax_over="tokens")
+    prev = torch.randn(B, L, C)
+    tokens, attn = tok(x, prev, return_attention=True)
+    pixels = x.flatten(2).transpose(1, 2)
+    share = torch.softmax(pixels @ tok.make_queries(prev).transpose(1, 2) * tok.scale, dim=2)  # (B, HW, L)
+    torch.testing.assert_close(share.sum(dim=2), torch.ones(B, H * W))
+    torch.testing.assert_close(attn, share / share.sum(dim=1, keepdim=True), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(attn.sum(dim=1), torch.ones(B, L))
+    torch.testing.assert_close(tokens, attn.transpose(1, 2) @ pixels, rtol=1e-4, atol=1e-5)
+
+
+def test_competing_tokens_ignore_a_logit_every_token_adds(x: torch.Tensor) -> None:
+    # The collapse mechanism of method §8: one query direction that every token shares adds the same
+    # logit to every token at a pixel; with a softmax over the pixels it decides where every map
+    # peaks, with one over the tokens it cancels.
+    from vt.nn.tokenizer import compete
+
+    pixels = x.flatten(2).transpose(1, 2)
+    q = torch.randn(B, L, C)
+    shared = 50 * torch.randn(B, 1, C)
+    _, a1 = compete(q, pixels, C**-0.5)
+    _, a2 = compete(q + shared, pixels, C**-0.5)
+    torch.testing.assert_close(a2, a1, rtol=1e-4, atol=1e-6)
+    per_pixel = torch.softmax((pixels @ (q + shared).transpose(1, 2)) * C**-0.5, dim=1)
+    for b in range(B):  # softmax over pixels: every map peaks on one pixel; over tokens: not
+        assert per_pixel[b].argmax(dim=0).unique().numel() == 1 < a1[b].argmax(dim=1).unique().numel()
+
+
+def test_softmax_over_is_checked_and_the_literal_tokenizer_keeps_eq_4() -> None:
+    with pytest.raises(ValueError, match="unknown softmax_over 'channels'; choose one of pixels, tokens"):
+        RecurrentTokenizer(C, L, CT, softmax_over="channels")  # type: ignore[arg-type]
+    for kind in ("filter", "recurrent"):
+        vt = VisualTransformer(C, L, CT, tokenizer=kind, literal_tokenizer=True, softmax_over="tokens")
+        assert vt.tokenizer.softmax_over == "pixels"
+        assert VisualTransformer(C, L, CT, tokenizer=kind, softmax_over="tokens").tokenizer.softmax_over == "tokens"
+
+
+def test_competing_tokenizers_cost_the_same_flops_and_parameters() -> None:
+    # Only the softmax's axis changes: the same two matmuls per tokenizer (method §8).
+    x = torch.randn(1, C, 8, 8)
+    prev = torch.randn(1, L, CT)
+    for kind in ("filter", "recurrent"):
+        torch.manual_seed(0)
+        paper = VisualTransformer(C, L, CT, tokenizer=kind).eval()
+        torch.manual_seed(0)
+        competing = VisualTransformer(C, L, CT, tokenizer=kind, softmax_over="tokens").eval()
+        competing.load_state_dict(paper.state_dict())  # same parameters, same names
+        inputs = (x,) if kind == "filter" else (x, prev)
+        assert count(competing, *inputs).flops == count(paper, *inputs).flops > 0

@@ -35,6 +35,9 @@ class VTOptions:
         literal_tokenizer: the recurrent tokenizer exactly as Eq. 3-4 (method §8).
         queries: what the recurrent queries are made of: "tokens" (Eq. 3), "centred" (the tokens
             minus their mean over L) or "both" (default; distinct tokens, method §8).
+        softmax_over: the tokenizers' softmax axis: "pixels" (Eq. 1, 4; default) or "tokens"
+            (tokens compete for pixels, method §8; keeps trained maps apart on maps larger
+            than 4×4, costs accuracy on a 4×4 one).
         relation: "transformer" (Eq. 5-6) or "none" (ablation: tokens pass unchanged).
         projector: project the tokens back onto the map (Eq. 7; off: ablation).
         heads: transformer attention heads.
@@ -48,6 +51,7 @@ class VTOptions:
     tokenizer: Literal["filter", "recurrent", "pooling"] = "recurrent"
     literal_tokenizer: bool = False
     queries: Literal["tokens", "centred", "both"] = "both"
+    softmax_over: Literal["pixels", "tokens"] = "pixels"
     relation: Literal["transformer", "none"] = "transformer"
     projector: bool = True
     heads: int = 1
@@ -126,6 +130,7 @@ class VTStage(nn.Module):
                     channels, cfg.num_tokens, cfg.token_channels, out_channels=out, tokenizer=kind,
                     recurrent_tokens=cfg.recurrent_tokens if kind == "recurrent" else None,
                     literal_tokenizer=cfg.literal_tokenizer, queries=cfg.queries,
+                    softmax_over=cfg.softmax_over,
                     relation=cfg.relation, projector=has_projector, qk_channels=cfg.qk_channels,
                     ffn_channels=cfg.ffn_channels, heads=cfg.heads, value_proj=cfg.value_proj,
                     projector_qk_channels=cfg.projector_qk_channels,

@@ -58,12 +58,26 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
     L``), taken after ``W_{T->R}``: the same queries by linearity, and no second projection. Both
     cost no FLOPs fvcore counts beyond a LayerNorm over L queries, and ``"both"`` ``2 C``
     parameters.
+  * ``softmax_over`` says which axis the tokenizer's softmax runs over (method §8 has the
+    measurements). ``"pixels"`` (default) is Eq. 1 and 4: each token's map is a distribution over
+    the HW pixels. A logit that every token adds at a pixel (the shared query term ``LN(Q)``, or
+    a pixel whose features grow along the direction all queries share) then moves every map the
+    same way, and training makes it decide where every map peaks. ``"tokens"``: at each pixel the
+    L tokens share it out (a softmax over the tokens, as in slot attention, Locatello et al.
+    2020), then each token's shares are normalised over the pixels, so a token is still a
+    weighted average of pixels (:func:`compete`). A logit every token adds cancels in that
+    softmax, so it cannot pull the maps together: trained, module 2's maps peak on 7-9 distinct
+    pixels of 16 where the default's peak on 2-4. It is not the paper's equation and it costs
+    accuracy where the map has no more pixels than there are tokens (4×4 at 64 px: each token
+    ends up owning about one pixel), so it stays an option. Same matmuls, same FLOPs and
+    parameters; the kernel is the explicit one (the fused attention kernels only take a softmax
+    over the keys).
   * Normalising the pixels (keys) before the spatial softmax was tried with the centring and not
     kept: it made the maps flatter, not more distinct, at initialisation. A learned scalar gate
     that adds a share of the mean token back to centred queries (zero at initialisation) was
     tried too: VT-ResNet-34 still stayed at chance.
 
-    ``norm=False, scale=1.0, queries="tokens"`` is the literal Eq. (3)-(4)
+    ``norm=False, scale=1.0, queries="tokens", softmax_over="pixels"`` is the literal Eq. (3)-(4)
     (``VisualTransformer(literal_tokenizer=True)``).
 """
 
@@ -81,6 +95,23 @@ from vt.nn.attention import attend
 
 QueryKind = Literal["tokens", "centred", "both"]
 QUERY_KINDS: tuple[str, ...] = QueryKind.__args__
+SoftmaxAxis = Literal["pixels", "tokens"]
+SOFTMAX_AXES: tuple[str, ...] = SoftmaxAxis.__args__
+
+
+def compete(q: Tensor, pixels: Tensor, scale: float, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+    """Tokens compete for pixels: softmax over the L tokens at each pixel, then each map over HW.
+
+    ``softmax_over="tokens"`` of the tokenizers (module docstring). ``eps`` keeps a token that
+    wins no pixel finite (its map is then its small shares, normalised).
+
+    ``q: (B, L, C)``, ``pixels: (B, HW, C)`` -> ``tokens (B, L, C)``, ``A (B, L, HW)`` (each row sums
+    to 1, so a token is still an attention-weighted average of pixels).
+    """
+    logits = torch.matmul(q, pixels.transpose(1, 2))
+    share = torch.softmax(logits if scale == 1.0 else logits * scale, dim=1)
+    attn = share / (share.sum(dim=2, keepdim=True) + eps)
+    return torch.matmul(attn, pixels), attn
 
 
 def _token_projection(in_channels: int, token_channels: int) -> nn.Module:
@@ -105,6 +136,24 @@ def map_overlap(attn: Tensor, eps: float = 1e-12) -> Tensor:
     return mean_pairwise_cosine(attn.transpose(1, 2), eps).mean()
 
 
+def _check_axis(softmax_over: str) -> str:
+    if softmax_over not in SOFTMAX_AXES:
+        raise ValueError(f"unknown softmax_over {softmax_over!r}; choose one of {', '.join(SOFTMAX_AXES)}")
+    return softmax_over
+
+
+def _tokenize(
+    queries: Tensor, pixels: Tensor, scale: float, softmax_over: str, return_attention: bool
+) -> tuple[Tensor, Tensor | None]:
+    """``queries: (B, L, C)`` over ``pixels: (B, HW, C)`` -> ``(B, L, C)`` and, if asked, ``A: (B, HW, L)``."""
+    if softmax_over == "tokens":
+        t, attn = compete(queries, pixels, scale)
+        return t, attn.transpose(1, 2) if return_attention else None
+    p = pixels.unsqueeze(1)
+    t, attn = attend(queries.unsqueeze(1), p, p, scale, return_attention)
+    return t.squeeze(1), None if attn is None else attn.squeeze(1).transpose(1, 2)
+
+
 class FilterTokenizer(nn.Module):
     """Filter-based tokenizer, method §2.1.
 
@@ -116,11 +165,16 @@ class FilterTokenizer(nn.Module):
         token_channels: C_T, channels of each output token.
         unit_init: start each of the L filters as a random direction of unit norm (module
             docstring) instead of PyTorch's default convolution init.
+        softmax_over: "pixels" (Eq. 1) or "tokens" (tokens compete for pixels; module docstring).
     """
 
-    def __init__(self, in_channels: int, num_tokens: int, token_channels: int, unit_init: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, num_tokens: int, token_channels: int, unit_init: bool = False,
+        softmax_over: SoftmaxAxis = "pixels",
+    ) -> None:
         super().__init__()
         self.num_tokens = num_tokens
+        self.softmax_over = _check_axis(softmax_over)
         self.filter = nn.Conv2d(in_channels, num_tokens, kernel_size=1, bias=False)  # W_A
         if unit_init:
             nn.init.normal_(self.filter.weight, std=in_channels**-0.5)
@@ -136,10 +190,9 @@ class FilterTokenizer(nn.Module):
         b, c, h, w = x.shape
         pixels = x.flatten(2).transpose(1, 2)  # (B, HW, C)
         # W_A as the L token queries: softmax_HW(X W_A)ᵀ X is attention of queries W_Aᵀ over pixels.
-        queries = self.filter.weight.view(1, 1, self.num_tokens, c).expand(b, 1, -1, -1)
-        t, attn = attend(queries, pixels.unsqueeze(1), pixels.unsqueeze(1), 1.0, return_attention)
-        tokens_out = self.proj(t.squeeze(1))  # Eq. (1)-(2): T = softmax_HW(X W_A)ᵀ X, (B, L, C_T)
-        return tokens_out, None if attn is None else attn.squeeze(1).transpose(1, 2)
+        queries = self.filter.weight.view(1, self.num_tokens, c).expand(b, -1, -1)
+        t, attn = _tokenize(queries, pixels, 1.0, self.softmax_over, return_attention)
+        return self.proj(t), attn  # Eq. (1)-(2): T = softmax_HW(X W_A)ᵀ X, (B, L, C_T)
 
 
 class RecurrentTokenizer(nn.Module):
@@ -163,6 +216,7 @@ class RecurrentTokenizer(nn.Module):
         queries: "tokens" (Eq. 3), "centred" or "both" (default): what the queries are made of;
             the module docstring says why. ``norm=False, scale=1.0, queries="tokens"`` is the
             literal Eq. 3-4.
+        softmax_over: "pixels" (Eq. 4) or "tokens" (tokens compete for pixels; module docstring).
     """
 
     def __init__(
@@ -175,8 +229,10 @@ class RecurrentTokenizer(nn.Module):
         scale: float | None = None,
         norm: bool = True,
         queries: QueryKind = "both",
+        softmax_over: SoftmaxAxis = "pixels",
     ) -> None:
         super().__init__()
+        self.softmax_over = _check_axis(softmax_over)
         prev_token_channels = prev_token_channels or token_channels
         self.num_tokens = num_tokens
         self.recurrent_tokens = recurrent_tokens or num_tokens
@@ -212,11 +268,11 @@ class RecurrentTokenizer(nn.Module):
             raise ValueError("RecurrentTokenizer needs the previous module's tokens; "
                              "the first VT module of a network must use a filter tokenizer")
         kept = self.num_tokens - self.recurrent_tokens
-        pixels = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, HW, C)
-        t, attn = attend(self.make_queries(tokens).unsqueeze(1), pixels, pixels, self.scale, return_attention)
-        new = self.proj(t.squeeze(1))  # Eq. (4): T = softmax_HW(X W_Rᵀ)ᵀ X
+        pixels = x.flatten(2).transpose(1, 2)  # (B, HW, C)
+        t, attn = _tokenize(self.make_queries(tokens), pixels, self.scale, self.softmax_over, return_attention)
+        new = self.proj(t)  # Eq. (4): T = softmax_HW(X W_Rᵀ)ᵀ X
         out = new if kept == 0 else torch.cat([tokens[:, :kept], new], dim=1)
-        return out, None if attn is None else attn.squeeze(1).transpose(1, 2)
+        return out, attn
 
 
 class PoolingTokenizer(nn.Module):

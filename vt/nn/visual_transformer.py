@@ -12,7 +12,7 @@ from typing import Literal, NamedTuple
 from torch import Tensor, nn
 
 from vt.nn.projector import Projector
-from vt.nn.tokenizer import FilterTokenizer, PoolingTokenizer, QueryKind, RecurrentTokenizer
+from vt.nn.tokenizer import FilterTokenizer, PoolingTokenizer, QueryKind, RecurrentTokenizer, SoftmaxAxis
 from vt.nn.transformer import TokenTransformer
 
 TokenizerKind = Literal["filter", "recurrent", "pooling"]
@@ -52,6 +52,9 @@ class VisualTransformer(nn.Module):
         queries: what a recurrent tokenizer's queries are made of: "tokens" (Eq. 3), "centred"
             (the tokens minus their mean over L) or "both" (default: the two, each normalised,
             added; distinct maps from the second module on, see :mod:`vt.nn.tokenizer`).
+        softmax_over: the tokenizers' softmax axis: "pixels" (Eq. 1, 4; default) or "tokens"
+            (the L tokens compete for each pixel, so maps cannot all move together; method §8,
+            :mod:`vt.nn.tokenizer`). ``literal_tokenizer`` keeps "pixels".
         relation: "transformer" or "none" (ablation: tokens pass through unchanged).
         projector: build and run the projector (a network whose head reads only tokens has no use
             for its last module's projector).
@@ -77,6 +80,7 @@ class VisualTransformer(nn.Module):
         recurrent_tokens: int | None = None,
         literal_tokenizer: bool = False,
         queries: QueryKind = "both",
+        softmax_over: SoftmaxAxis = "pixels",
         relation: RelationKind = "transformer",
         projector: bool = True,
         qk_channels: int | None = None,
@@ -93,12 +97,17 @@ class VisualTransformer(nn.Module):
         if not 0.0 <= drop_path < 1.0:
             raise ValueError(f"drop-path probability must be in [0, 1), got {drop_path}")
         self.out_channels = out_channels or in_channels
+        if literal_tokenizer:  # Eq. 1-4 as written: every map a softmax over the pixels
+            softmax_over = "pixels"
         if tokenizer == "filter":
-            self.tokenizer: nn.Module = FilterTokenizer(in_channels, num_tokens, token_channels, unit_init=True)
+            self.tokenizer: nn.Module = FilterTokenizer(
+                in_channels, num_tokens, token_channels, unit_init=True, softmax_over=softmax_over
+            )
         elif tokenizer == "recurrent":
             self.tokenizer = RecurrentTokenizer(
                 in_channels, num_tokens, token_channels, prev_token_channels, recurrent_tokens,
                 queries="tokens" if literal_tokenizer else queries,
+                softmax_over=softmax_over,
                 **(dict(norm=False, scale=1.0) if literal_tokenizer else {}),
             )
         elif tokenizer == "pooling":
