@@ -2,6 +2,7 @@
 
     python benchmarks/token_collapse_trace.py                        # the paper's loss
     python benchmarks/token_collapse_trace.py --token-diversity 1    # plus the maps' overlap
+    python benchmarks/token_collapse_trace.py --softmax-over tokens  # tokens compete for pixels
 
 Trains a narrow VT-ResNet-18 (C_T = 256) with AdamW on scenes of three shapes at 112 px (the VT
 stage reads a 7×7 map) and, before training and every ``--every`` steps, takes module 2's
@@ -15,6 +16,7 @@ recurrent tokenizer apart on 32 validation scenes (eval mode):
 * ``logit spread``: standard deviation over the pixels of ``X W_Rᵀ / √C``;
 * ``pixel rank``: effective rank of the map's pixels, centred over the map.
 
+``--softmax-over tokens`` builds the model with ``VTOptions.softmax_over="tokens"`` (method §8).
 ``--token-diversity W`` adds ``W`` times the mean overlap of every module's maps to the loss (what
 ``ClassificationTask(token_diversity=W)`` does). Runs in about a minute per 120 steps on 2 cores.
 """

@@ -36,8 +36,8 @@ class VTOptions:
         queries: what the recurrent queries are made of: "tokens" (Eq. 3), "centred" (the tokens
             minus their mean over L) or "both" (default; distinct tokens, method §8).
         softmax_over: the tokenizers' softmax axis: "pixels" (Eq. 1, 4; default) or "tokens"
-            (tokens compete for pixels, method §8; keeps trained maps apart on maps larger
-            than 4×4, costs accuracy on a 4×4 one).
+            (tokens compete for pixels: trained maps stay apart, at a cost in accuracy on our
+            synthetic tasks; method §8).
         relation: "transformer" (Eq. 5-6) or "none" (ablation: tokens pass unchanged).
         projector: project the tokens back onto the map (Eq. 7; off: ablation).
         heads: transformer attention heads.
