@@ -113,3 +113,4 @@ def test_competing_tokens_keep_module_two_maps_apart_through_training(
     competing = _second_module_after_short_training("both", softmax_over="tokens")
     assert competing.attention_cosine < default.attention_cosine - 0.1, (default, competing)
     assert competing.distinct_argmax >= default.distinct_argmax + 2, (default, competing)
+    assert competing.distinct_argmax >= competing.num_tokens / 2, competing  # the bar, with no loss term
