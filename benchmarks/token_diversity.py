@@ -2,6 +2,7 @@
 
     python benchmarks/token_diversity.py                      # 224×224 noise, eval and train mode
     python benchmarks/token_diversity.py --models vt_resnet18 --modes train --batch 8 --queries tokens both
+    python benchmarks/token_diversity.py --queries both --softmax-over tokens   # tokens compete for pixels
     python benchmarks/token_diversity.py --checkpoint runs/cls/vt_resnet34/version_0/checkpoints/last.ckpt
 
 For each model, query kind and module it prints `vt.analysis.TokenDiversity`: the mean pairwise
@@ -34,7 +35,7 @@ from vt.data import SHAPES, SyntheticShapes
 from vt.data.transforms import synthetic_eval
 from vt.inference import load_model
 from vt.models import create_model
-from vt.nn.tokenizer import QUERY_KINDS
+from vt.nn.tokenizer import QUERY_KINDS, SOFTMAX_AXES
 
 MODELS = ["vt_resnet18", "vt_resnet34", "vt_resnet50", "vt_resnet101"]
 
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--queries", nargs="+", choices=QUERY_KINDS, default=list(QUERY_KINDS))
+    parser.add_argument("--softmax-over", choices=SOFTMAX_AXES, default="pixels",
+                        help="fresh models: the tokenizers' softmax axis (VTOptions.softmax_over)")
     parser.add_argument("--diagnose", action="store_true", help="the second module's queries, step by step")
     parser.add_argument("--checkpoint", help="a VT classifier's training checkpoint: its trained model "
                         "instead of fresh ones (--models, --modes, --queries do not apply)")
@@ -125,9 +128,10 @@ def main(argv: list[str] | None = None) -> None:
         for queries in args.queries:
             for mode in args.modes:
                 torch.manual_seed(args.seed)
-                model = create_model(name, queries=queries).train(mode == "train")
+                model = create_model(name, queries=queries, softmax_over=args.softmax_over).train(mode == "train")
+                label = queries if args.softmax_over == "pixels" else f"{queries}, softmax over {args.softmax_over}"
                 for i, s in enumerate(module_token_diversity(model, images), 1):
-                    print(row(name, queries, mode, i, s), flush=True)
+                    print(row(name, label, mode, i, s), flush=True)
     print(f"\n{args.batch} images of N(0, 1) noise at {args.image_size}×{args.image_size}, seed {args.seed}; "
           "means over the images. Module 1 has a filter tokenizer (the query kind does not apply).")
 

@@ -100,18 +100,20 @@ SoftmaxAxis = Literal["pixels", "tokens"]
 SOFTMAX_AXES: tuple[str, ...] = SoftmaxAxis.__args__
 
 
-def compete(q: Tensor, pixels: Tensor, scale: float, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+def compete(q: Tensor, pixels: Tensor, scale: float) -> tuple[Tensor, Tensor]:
     """Tokens compete for pixels: softmax over the L tokens at each pixel, then each map over HW.
 
-    ``softmax_over="tokens"`` of the tokenizers (module docstring). ``eps`` keeps a token that
-    wins no pixel finite (its map is then its small shares, normalised).
+    ``softmax_over="tokens"`` of the tokenizers (module docstring). The shares ``S = softmax_L``
+    are normalised over the pixels in log space, ``A = softmax_HW(log S)``, the same as
+    ``S / Σ_HW S`` but finite where a token's shares underflow at every pixel (a token that wins
+    nowhere, e.g. under the filter tokenizer's unscaled logits): its map then still peaks where it
+    loses least, instead of being all zeros.
 
     ``q: (B, L, C)``, ``pixels: (B, HW, C)`` -> ``tokens (B, L, C)``, ``A (B, L, HW)`` (each row sums
     to 1, so a token is still an attention-weighted average of pixels).
     """
     logits = torch.matmul(q, pixels.transpose(1, 2))
-    share = torch.softmax(logits if scale == 1.0 else logits * scale, dim=1)
-    attn = share / (share.sum(dim=2, keepdim=True) + eps)
+    attn = torch.softmax(torch.log_softmax(logits if scale == 1.0 else logits * scale, dim=1), dim=2)
     return torch.matmul(attn, pixels), attn
 
 
