@@ -67,10 +67,11 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
     2020), then each token's shares are normalised over the pixels, so a token is still a
     weighted average of pixels (:func:`compete`). A logit every token adds cancels in that
     softmax, so it cannot pull the maps together: after our 4-epoch runs the last module's maps
-    peak on 6.6-8.7 distinct pixels of 16 where the default's peak on 1.8-2.2. It is not the
-    paper's equation, and it costs accuracy on our single-label synthetic tasks (3 to 26 points,
-    method §8), where one salient region decides the label and the head averages the tokens:
-    maps that all pool that region are what these tasks reward. So it stays an option. Same
+    peak on 6.9-8.4 distinct pixels of 16 where the default's peak on 1.8-2.5. It is not the
+    paper's equation, and it costs accuracy where one object decides the label (6 points on the
+    64-px job, 25 on the JPEG shapes; none resolved on two-object scenes; method §8): the head
+    averages the tokens, and maps that all pool the salient region are what such tasks reward.
+    So it stays an option. Same
     matmuls, same FLOPs and parameters; the kernel is the explicit one (the fused attention
     kernels only take a softmax over the keys).
   * Normalising the pixels (keys) before the spatial softmax was tried with the centring and not
