@@ -35,6 +35,7 @@ from vt.data import SyntheticShapes
 from vt.data.transforms import synthetic_eval, synthetic_train
 from vt.models import create_model
 from vt.models.vt_resnet import VTResNet
+from vt.nn.tokenizer import SOFTMAX_AXES
 
 
 @torch.no_grad()
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--token-diversity", type=float, default=0.0)
-    parser.add_argument("--softmax-over", choices=["pixels", "tokens"], default="pixels",
+    parser.add_argument("--softmax-over", choices=SOFTMAX_AXES, default="pixels",
                         help="the tokenizers' softmax axis (VTOptions.softmax_over)")
     args = parser.parse_args(argv)
     size, classes = 112, 4

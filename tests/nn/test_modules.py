@@ -18,6 +18,7 @@ from vt.nn import (
     VisualTransformer,
     fold_batchnorm,
 )
+from vt.nn.tokenizer import compete
 
 B, C, H, W, L, CT = 2, 32, 5, 7, 4, 48
 
@@ -307,8 +308,6 @@ def test_competing_tokens_ignore_a_logit_every_token_adds(x: torch.Tensor) -> No
     # The collapse mechanism of method §8: one query direction that every token shares adds the same
     # logit to every token at a pixel; with a softmax over the pixels it decides where every map
     # peaks, with one over the tokens it cancels.
-    from vt.nn.tokenizer import compete
-
     pixels = x.flatten(2).transpose(1, 2)
     q = torch.randn(B, L, C)
     shared = 50 * torch.randn(B, 1, C)

@@ -71,9 +71,8 @@ Implementation choices the paper leaves open (method §2.5), stated here once:
     paper's equation, and it costs accuracy where one object decides the label (6 points on the
     64-px job, 25 on the JPEG shapes; none resolved on two-object scenes; method §8): the head
     averages the tokens, and maps that all pool the salient region are what such tasks reward.
-    So it stays an option. Same
-    matmuls, same FLOPs and parameters; the kernel is the explicit one (the fused attention
-    kernels only take a softmax over the keys).
+    So it stays an option. Same matmuls, same FLOPs and parameters; the kernel is the explicit
+    one (the fused attention kernels only take a softmax over the keys).
   * Normalising the pixels (keys) before the spatial softmax was tried with the centring and not
     kept: it made the maps flatter, not more distinct, at initialisation. A learned scalar gate
     that adds a share of the mean token back to centred queries (zero at initialisation) was
@@ -140,10 +139,11 @@ def map_overlap(attn: Tensor, eps: float = 1e-12) -> Tensor:
     return mean_pairwise_cosine(attn.transpose(1, 2), eps).mean()
 
 
-def _check_axis(softmax_over: str) -> str:
-    if softmax_over not in SOFTMAX_AXES:
-        raise ValueError(f"unknown softmax_over {softmax_over!r}; choose one of {', '.join(SOFTMAX_AXES)}")
-    return softmax_over
+def _checked(option: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``; otherwise a one-line ``ValueError`` naming ``option``."""
+    if value not in choices:
+        raise ValueError(f"unknown {option} {value!r}; choose one of {', '.join(choices)}")
+    return value
 
 
 def _tokenize(
@@ -178,7 +178,7 @@ class FilterTokenizer(nn.Module):
     ) -> None:
         super().__init__()
         self.num_tokens = num_tokens
-        self.softmax_over = _check_axis(softmax_over)
+        self.softmax_over = _checked("softmax_over", softmax_over, SOFTMAX_AXES)
         self.filter = nn.Conv2d(in_channels, num_tokens, kernel_size=1, bias=False)  # W_A
         if unit_init:
             nn.init.normal_(self.filter.weight, std=in_channels**-0.5)
@@ -236,7 +236,7 @@ class RecurrentTokenizer(nn.Module):
         softmax_over: SoftmaxAxis = "pixels",
     ) -> None:
         super().__init__()
-        self.softmax_over = _check_axis(softmax_over)
+        self.softmax_over = _checked("softmax_over", softmax_over, SOFTMAX_AXES)
         prev_token_channels = prev_token_channels or token_channels
         self.num_tokens = num_tokens
         self.recurrent_tokens = recurrent_tokens or num_tokens
@@ -244,9 +244,7 @@ class RecurrentTokenizer(nn.Module):
             raise ValueError(f"recurrent_tokens must be in 1..{num_tokens}, got {recurrent_tokens}")
         if self.recurrent_tokens < num_tokens and prev_token_channels != token_channels:
             raise ValueError("carrying tokens over needs prev_token_channels == token_channels")
-        if queries not in QUERY_KINDS:
-            raise ValueError(f"unknown queries {queries!r}; choose one of {', '.join(QUERY_KINDS)}")
-        self.queries = queries
+        self.queries = _checked("queries", queries, QUERY_KINDS)
         self.scale = in_channels**-0.5 if scale is None else scale
         self.norm = nn.LayerNorm(in_channels) if norm else nn.Identity()
         self.token_to_filter = nn.Linear(prev_token_channels, in_channels, bias=False)  # W_{T->R}
