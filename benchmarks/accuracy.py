@@ -211,6 +211,8 @@ def make_datamodule(args: argparse.Namespace, seed: int) -> VTDataModule:
         # Passed only when asked for, so the harness runs on a SyntheticDataModule without the option.
         if args.objects != 1:
             extra["objects"] = args.objects
+        if args.label != "largest":
+            extra["label"] = args.label
         dm = SyntheticDataModule(**common, **extra)
     else:
         dm = ImageNetDataModule(root=args.data_dir, min_crop_area=args.min_crop_area, **common)
@@ -376,6 +378,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSp
     p.add_argument("--num-train", type=int, default=2048, help="synthetic training images")
     p.add_argument("--num-val", type=int, default=512, help="synthetic validation images")
     p.add_argument("--objects", type=int, default=1, help="synthetic: objects per image")
+    p.add_argument("--label", choices=["largest", "set"], default="largest",
+                   help="synthetic: the label names the largest shape, or the scene's set of shapes")
     p.add_argument("--min-crop-area", type=float, default=0.08,
                    help="imagefolder: smallest random-resized crop, a fraction of the image (ImageNet's 0.08)")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: the datamodule's)")
@@ -418,8 +422,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSp
 
 # What makes two runs comparable: everything but the seeds, the models and where the run went.
 SAME_RECIPE = ("data", "data_dir", "data_seed", "image_size", "batch_size", "num_classes", "num_train", "num_val",
-               "objects", "epochs", "max_steps", "recipe", "lr", "precision", "min_crop_area")
-CONFIG_DEFAULTS = {"precision": "32-true", "min_crop_area": 0.08}  # options added after some files were written
+               "objects", "label", "epochs", "max_steps", "recipe", "lr", "precision", "min_crop_area")
+CONFIG_DEFAULTS = {"precision": "32-true", "min_crop_area": 0.08, "label": "largest"}  # options added after some files were written
 
 
 def canonical_label(name: str, options: dict[str, Any], task_options: dict[str, Any]) -> str:

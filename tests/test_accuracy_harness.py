@@ -238,3 +238,11 @@ def test_json_path_is_checked_before_any_training(
     assert acc.main(["--models", "resnet18", "--seeds", "1", *TINY, "--json", str(blocker / "runs.json")]) == 2
     printed = capsys.readouterr()
     assert printed.err.startswith(f"error: --json {blocker / 'runs.json'} cannot be written") and "[1/1]" not in printed.err
+
+
+def test_label_set_builds_the_pair_task_and_is_part_of_the_recipe(acc: ModuleType) -> None:
+    args, _, _ = acc.parse_args(["--models", "resnet18", *TINY, "--objects", "2", "--num-classes", "4",
+                                 "--label", "set"])
+    dm = acc.make_datamodule(args, 0)
+    assert (dm.num_classes, dm.label, dm.objects) == (6, "set", 2)
+    assert "label" in acc.SAME_RECIPE

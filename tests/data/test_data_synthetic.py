@@ -181,3 +181,34 @@ def test_synthetic_datamodule_runs_under_a_lightning_trainer() -> None:
     trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(_MeanColourClassifier(datamodule.num_classes), datamodule=datamodule)
     assert trainer.state.finished
+
+
+def test_synthetic_set_label_names_exactly_the_shapes_in_the_mask() -> None:
+    dataset = SyntheticShapes(20, image_size=112, num_classes=5, objects=2, label="set")
+    pairs = [(a, b) for a in range(5) for b in range(a + 1, 5)]
+    largest = set()
+    for index in range(20):
+        sample = dataset[index]
+        pixels = _mask_pixels_per_class(sample["mask"], 5)
+        assert sample["label"] == index % 10
+        assert tuple(int(c) for c in torch.nonzero(pixels).flatten()) == pairs[sample["label"]]
+        largest.add((sample["label"], int(pixels.argmax())))
+    # Either member of a pair can be the larger shape, so size does not give the label away.
+    assert len(largest) > 10
+
+
+def test_synthetic_set_label_datamodule_gives_the_classifier_one_output_per_set() -> None:
+    datamodule = _datamodule(image_size=32, num_classes=4, objects=2, label="set")
+    assert datamodule.num_classes == 6 and datamodule.num_seg_classes == 5
+    assert datamodule.class_names[:3] == ["disk+square", "disk+triangle", "disk+star"]
+    batch = next(iter(datamodule.train_dataloader()))
+    assert int(batch["label"].max()) < 6
+
+
+@pytest.mark.parametrize(("label", "objects", "message"), [
+    ("set", 1, r"'set' needs at least 2 objects.*--data\.objects 2"),
+    ("pairs", 2, r"unknown synthetic label 'pairs'; choose one of largest, set"),
+])
+def test_synthetic_rejects_a_bad_label_option(label: str, objects: int, message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        SyntheticDataModule(num_classes=4, objects=objects, label=label)  # type: ignore[arg-type]

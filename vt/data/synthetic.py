@@ -13,6 +13,12 @@ the class of the largest shape, the target: every other shape has a strictly sma
 a strictly smaller area. The mask holds ``class + 1`` on every shape's visible pixels, the target
 drawn on top, so the label's class has the most mask pixels. ``objects=1`` is the scene above.
 
+``label="set"`` asks for every shape instead of the largest: the label is *which* K classes the
+scene holds, one of the ``C(num_classes, K)`` sets (for two objects, the unordered pair), in the
+order of ``itertools.combinations``, and the largest shape is any one of them at random. No one
+region decides such a label, so it is the task on which tokens that each attend to their own
+region could pay off (method §8); ``"largest"`` (default) is the single-concept task above.
+
 Sample ``i`` is drawn from a generator seeded with ``(seed, split, i)`` alone, so it is the same in
 every process (safe with DataLoader workers) and the same scene at every ``image_size``: all
 geometry is drawn in units of the image side.
@@ -20,8 +26,10 @@ geometry is drawn in units of the image side.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -94,6 +102,23 @@ NOISE = 0.03  # std of the per-pixel noise
 def check_num_classes(num_classes: int) -> None:
     if not 2 <= num_classes <= len(SHAPES):
         raise DatasetError(f"synthetic num_classes must be in 2..{len(SHAPES)}, got {num_classes}")
+
+
+LabelKind = Literal["largest", "set"]
+LABEL_KINDS: tuple[str, ...] = LabelKind.__args__
+
+
+def label_sets(num_classes: int, objects: int) -> list[tuple[int, ...]]:
+    """The classes of each ``label="set"`` label, in label order: the ``objects``-subsets of ``num_classes``."""
+    return list(itertools.combinations(range(num_classes), objects))
+
+
+def check_label(label: str, objects: int) -> None:
+    if label not in LABEL_KINDS:
+        raise DatasetError(f"unknown synthetic label {label!r}; choose one of {', '.join(LABEL_KINDS)}")
+    if label == "set" and objects < 2:
+        raise DatasetError(f"synthetic label 'set' needs at least 2 objects per image, got {objects}; "
+                           "set --data.objects 2 or more")
 
 
 def check_objects(objects: int, num_classes: int) -> None:
@@ -232,18 +257,21 @@ def _place(rng: np.random.Generator, radius: float, centres: list[Array], radii:
 
 
 def _layout(
-    rng: np.random.Generator, label: int, objects: int, num_classes: int
+    rng: np.random.Generator, label: int, objects: int, num_classes: int, others: Sequence[int] | None = None
 ) -> list[tuple[int, float, Array]]:
     """The ``(class, radius, centre)`` of each shape of a scene, target (class ``label``) first.
 
-    The other classes are distinct, drawn from the first ``num_classes``; their radii make their
-    areas a fraction `OTHER_AREA_RANGE` of the target's, and never exceed its radius.
+    The other classes are ``others``, or else distinct ones drawn from the first ``num_classes``;
+    their radii make their areas a fraction `OTHER_AREA_RANGE` of the target's, and never exceed
+    its radius.
     """
     radius = rng.uniform(*SCALE_RANGE) * _radius_scale(objects)
     classes, radii = [label], [radius]
     if objects > 1:
-        others = [c for c in range(num_classes) if c != label]
-        for other in rng.choice(others, objects - 1, replace=False).tolist():
+        if others is None:
+            pool = [c for c in range(num_classes) if c != label]
+            others = rng.choice(pool, objects - 1, replace=False).tolist()
+        for other in others:
             area = rng.uniform(*OTHER_AREA_RANGE) * min(1.0, UNIT_AREAS[label] / UNIT_AREAS[other])
             classes.append(other)
             radii.append(radius * math.sqrt(area))
@@ -282,11 +310,13 @@ def _draw_shape(
 
 
 def render(
-    rng: np.random.Generator, label: int, image_size: int, objects: int = 1, num_classes: int = len(SHAPES)
+    rng: np.random.Generator, label: int, image_size: int, objects: int = 1, num_classes: int = len(SHAPES),
+    others: Sequence[int] | None = None,
 ) -> tuple[Array, Array]:
     """Draws one scene whose target is shape class ``label``, among ``objects`` shapes in all.
 
-    The other shapes' classes come from the first ``num_classes`` (see the module docstring).
+    The other shapes' classes are ``others`` (``objects - 1`` distinct classes other than
+    ``label``), or else drawn from the first ``num_classes`` (see the module docstring).
     Returns the image, uint8 ``(3, H, W)`` (channels first, as torch takes it), and its mask,
     uint8 ``(H, W)`` (``class + 1`` on each shape).
 
@@ -318,7 +348,7 @@ def render(
     image, mask = background, np.zeros((image_size, image_size), np.uint8)
     avoid, distances = [(base + shade) / 2], [SHAPE_CONTRAST]
     # Painted last, the target is on top: nothing hides it, even where placement fell back to overlap.
-    for shape, radius, centre in reversed(_layout(rng, label, objects, num_classes)):
+    for shape, radius, centre in reversed(_layout(rng, label, objects, num_classes, others)):
         inside, layer, fill, window = _draw_shape(
             rng, x, y, shape, radius, centre, np.array(avoid), np.array(distances)
         )
@@ -340,8 +370,9 @@ def render(
 class SyntheticShapes(VTDataset):
     """Generated shapes; sample ``{"image": uint8 (3, S, S), "label": int, "mask": uint8 (S, S)}``.
 
-    Without a ``transform`` the raw sample comes back, ready to plot. Classes are balanced:
-    sample ``i`` has label ``i % num_classes`` (with several objects, the class of the largest).
+    Without a ``transform`` the raw sample comes back, ready to plot. Labels are balanced: sample
+    ``i`` has label ``i % num_labels`` (with several objects, the class of the largest, or with
+    ``label="set"`` the index of the scene's set of classes in `label_sets`).
 
     Args:
         num_samples: length of the dataset.
@@ -352,6 +383,7 @@ class SyntheticShapes(VTDataset):
         transform: applied to each sample dict.
         objects: shapes per image, each of a different class, so 1 to ``num_classes``; the label
             is the largest one's (see the module docstring).
+        label: "largest" (default) or "set": what the label names (module docstring).
     """
 
     def __init__(
@@ -363,10 +395,12 @@ class SyntheticShapes(VTDataset):
         split: str = "train",
         transform: Transform | None = None,
         objects: int = 1,
+        label: LabelKind = "largest",
     ) -> None:
         super().__init__(transform)
         check_num_classes(num_classes)
         check_objects(objects, num_classes)
+        check_label(label, objects)
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         self.num_samples = num_samples
@@ -375,14 +409,20 @@ class SyntheticShapes(VTDataset):
         self.seed = seed
         self.split = split
         self.objects = objects
+        self.sets = label_sets(num_classes, objects) if label == "set" else None
+        self.num_labels = num_classes if self.sets is None else len(self.sets)
 
     def __len__(self) -> int:
         return self.num_samples
 
     def load(self, index: int) -> Sample:
         rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
-        label = index % self.num_classes
-        image, mask = render(rng, label, self.image_size, self.objects, self.num_classes)
+        label = index % self.num_labels
+        if self.sets is None:
+            image, mask = render(rng, label, self.image_size, self.objects, self.num_classes)
+        else:  # any member of the set may be the largest
+            target, *others = rng.permutation(self.sets[label]).tolist()
+            image, mask = render(rng, target, self.image_size, self.objects, self.num_classes, others)
         return {
             "image": tv_tensors.Image(torch.from_numpy(image)),
             "label": label,
@@ -408,9 +448,13 @@ class SyntheticDataModule(VTDataModule):
         num_classes: shape classes (2-13); masks have ``num_classes + 1`` classes, 0 = background.
         objects: shapes per image (1 to ``num_classes``), each of a different class; the label is
             the class of the largest, and the mask marks every shape.
+        label: "largest" (default) or "set": the label names the scene's set of ``objects``
+            classes instead (`SyntheticShapes`); then the classifier has ``C(num_classes, objects)``
+            outputs, the attribute ``num_classes`` (what the command line gives the model), and
+            ``class_names`` join the shape names with "+" (``"disk+square"``).
 
     ``class_names`` are the shape names (the keys of `SHAPES`); ``seg_class_names`` add
-    ``"background"`` in front, as mask id 0.
+    ``"background"`` in front, as mask id 0. ``num_shapes`` is the constructor's ``num_classes``.
     """
 
     def __init__(
@@ -425,18 +469,25 @@ class SyntheticDataModule(VTDataModule):
         num_val: int = 1024,
         num_classes: int = 10,
         objects: int = 1,
+        label: LabelKind = "largest",
     ) -> None:
         super().__init__(image_size, batch_size, num_workers, recipe, skip_bad, seed)
         self.save_hyperparameters()
         check_num_classes(num_classes)
         check_objects(objects, num_classes)
+        check_label(label, objects)
         self.num_train = num_train
         self.num_val = num_val
-        self.num_classes = num_classes
+        self.num_shapes = num_classes
         self.objects = objects
+        self.label = label
         self.num_seg_classes = num_classes + 1
-        self.class_names = list(SHAPES)[:num_classes]
-        self.seg_class_names = ["background", *self.class_names]
+        shapes = list(SHAPES)[:num_classes]
+        self.seg_class_names = ["background", *shapes]
+        self.class_names = shapes if label == "largest" else [
+            "+".join(shapes[c] for c in classes) for classes in label_sets(num_classes, objects)
+        ]
+        self.num_classes = len(self.class_names)
         self.has_labels = frozenset({"image", "label", "mask"})
 
     def make_dataset(self, split: str) -> VTDataset:
@@ -444,9 +495,10 @@ class SyntheticDataModule(VTDataModule):
         return SyntheticShapes(
             self.num_train if train else self.num_val,
             self.image_size,
-            self.num_classes,
+            self.num_shapes,
             self.seed,
             split,
             synthetic_train(self.recipe) if train else synthetic_eval(),
             objects=self.objects,
+            label=self.label,
         )

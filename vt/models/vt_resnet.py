@@ -11,7 +11,6 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet as tv
 
@@ -20,16 +19,6 @@ from vt.models.registry import check_positive, config_options, register_model
 from vt.models.resnet import ARCH, LEVELS, check_level, timm_feature_info, trunk_features
 from vt.models.trunk import pop_trunk_options, setup_trunk
 from vt.nn import VisualTransformer, VTOutput, map_overlap
-
-
-HeadPool = Literal["mean", "attention"]
-HEAD_POOLS: tuple[str, ...] = HeadPool.__args__
-
-
-def _checked_pool(head_pool: str) -> str:
-    if head_pool not in HEAD_POOLS:
-        raise ValueError(f"unknown head_pool {head_pool!r}; choose one of {', '.join(HEAD_POOLS)}")
-    return head_pool
 
 
 @dataclass(frozen=True)
@@ -197,7 +186,7 @@ class VTResNet(nn.Module):
 
     def __init__(
         self, depth: int, stage: VTStageConfig, /, num_classes: int = 1000, dropout: float = 0.0,
-        drop_path: float = 0.0, head_pool: HeadPool = "mean",
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         block, layers = ARCH[depth]
@@ -209,9 +198,6 @@ class VTResNet(nn.Module):
         if stage.in_channels != c4:
             raise ValueError(f"a VT stage on resnet{depth} takes {c4} channels, got {stage.in_channels}")
         self.layer4 = VTStage(stage, drop_path)
-        self.head_pool = _checked_pool(head_pool)
-        # One learned query over the L tokens; zero, so a fresh model pools exactly as "mean" does.
-        self.pool_query = nn.Parameter(torch.zeros(stage.token_channels)) if head_pool == "attention" else None
         self.head_norm = nn.LayerNorm(stage.token_channels)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(stage.token_channels, num_classes)
@@ -260,18 +246,9 @@ class VTResNet(nn.Module):
         """``x: (B, 3, H, W)`` -> the last module's tokens ``(B, L, C_T)``, unpooled (timm's meaning)."""
         return self.forward_tokens(x).tokens
 
-    def pool(self, tokens: Tensor) -> Tensor:
-        """``tokens: (B, L, C_T)`` -> ``(B, C_T)``: their mean, or with ``head_pool="attention"`` their
-        average weighted by ``softmax_L(LN(T) q / √C_T)`` for the learned query ``q``."""
-        if self.pool_query is None:
-            return tokens.mean(dim=1)
-        keys = F.layer_norm(tokens, tokens.shape[-1:])
-        logits = torch.matmul(keys, self.pool_query.unsqueeze(1)) * tokens.shape[-1] ** -0.5  # (B, L, 1)
-        return torch.matmul(torch.softmax(logits, dim=1).transpose(1, 2), tokens).squeeze(1)
-
     def forward_head(self, tokens: Tensor, pre_logits: bool = False) -> Tensor:
         """``tokens: (B, L, C_T)`` -> logits ``(B, num_classes)``, or the normed mean token ``(B, C_T)``."""
-        x = self.head_norm(self.pool(tokens))
+        x = self.head_norm(tokens.mean(dim=1))
         return x if pre_logits else self.fc(self.dropout(x))
 
     def forward(self, x: Tensor, return_map_overlap: bool = False) -> Tensor | tuple[Tensor, Tensor]:
