@@ -13,7 +13,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from vt.models import FeatureInfo, create_model, list_models
 from vt.models.backbones import resnet_backbone
 from vt.models.fpn import FPN, VTFPN, PyramidNeck, SemanticFPNHead
-from vt.flops import feature_shapes
+from vt.flops import count, feature_shapes
 
 SEGMENTERS = ["fpn_resnet101", "fpn_resnet50", "vtfpn_resnet101", "vtfpn_resnet50"]
 SMALL = dict(out_channels=64, head_channels=64)  # GroupNorm(32) needs 2 channels a group at 1×1
@@ -137,3 +137,20 @@ def test_sync_batchnorm_conversion_keeps_frozen_backbone_norms():
     model = nn.SyncBatchNorm.convert_sync_batchnorm(small("vtfpn_resnet50", frozen_bn=True))
     assert not any(isinstance(m, nn.SyncBatchNorm) for m in model.backbone.modules())
     assert any(isinstance(m, nn.SyncBatchNorm) for m in model.neck.modules())
+
+
+def test_vtfpn_tokens_that_compete_for_pixels_cost_the_same_and_change_the_output():
+    # --model.neck.softmax_over tokens: every level's filter tokenizer turns its softmax around
+    # (method §8); same parameters, same FLOPs, a different function.
+    torch.manual_seed(0)
+    paper = small("vtfpn_resnet50", num_classes=7).eval()
+    torch.manual_seed(0)
+    competing = small("vtfpn_resnet50", num_classes=7, softmax_over="tokens").eval()
+    competing.load_state_dict(paper.state_dict())
+    assert {tok.softmax_over for tok in competing.neck.tokenizers} == {"tokens"}
+    x = torch.randn(1, 3, 64, 64)
+    assert count(competing, x).flops == count(paper, x).flops > 0
+    with torch.no_grad():
+        assert not torch.allclose(competing(x), paper(x))
+    with pytest.raises(ValueError, match="unknown softmax_over 'token'; choose one of pixels, tokens"):
+        small("vtfpn_resnet50", softmax_over="token")

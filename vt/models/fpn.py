@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from vt.models.features import FeatureInfo
 from vt.models.registry import check_positive
 from vt.nn import FilterTokenizer, Projector, TokenTransformer
+from vt.nn.tokenizer import SoftmaxAxis
 
 PYRAMID_CHANNELS = 256  # every pyramid level's width (Detectron2's FPN, the paper)
 HEAD_CHANNELS = 128  # the semantic head's towers (Detectron2, the paper)
@@ -115,6 +116,8 @@ class VTFPNConfig:
         projector_groups: groups of the projector's pixel-side query convolution.
         projector_heads: projector heads.
         norm: LayerNorm in the transformer, BatchNorm on the projector's added branch.
+        softmax_over: the tokenizers' softmax axis, "pixels" (Eq. 1) or "tokens" (a level's L
+            tokens compete for its pixels; :mod:`vt.nn.tokenizer`, method §8). Same FLOPs.
     """
 
     num_tokens: int = 8
@@ -126,6 +129,7 @@ class VTFPNConfig:
     projector_groups: int = 32
     projector_heads: int = 1
     norm: bool = True
+    softmax_over: SoftmaxAxis = "pixels"
 
     def __post_init__(self) -> None:
         check_positive(self, ("num_tokens", "token_channels", "qk_channels", "ffn_channels", "heads",
@@ -171,7 +175,8 @@ class VTFPN(PyramidNeck):
         self.config = cfg = VTFPNConfig(**options)
         self.num_tokens = cfg.num_tokens
         self.tokenizers = nn.ModuleList(
-            FilterTokenizer(out_channels, cfg.num_tokens, cfg.token_channels) for _ in self.in_features
+            FilterTokenizer(out_channels, cfg.num_tokens, cfg.token_channels, softmax_over=cfg.softmax_over)
+            for _ in self.in_features
         )
         self.transformer = TokenTransformer(
             cfg.token_channels, cfg.qk_channels, cfg.ffn_channels, cfg.heads, norm=cfg.norm
