@@ -68,6 +68,7 @@ from lightning.pytorch.callbacks import Callback
 
 from vt.analysis import module_token_diversity
 from vt.data import ImageNetDataModule, SyntheticDataModule, VTDataModule
+from vt.data.synthetic import LABEL_KINDS
 from vt.flops import count_image_model, format_table
 from vt.models import list_models
 from vt.models.registry import builder_signature
@@ -378,7 +379,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[ModelSp
     p.add_argument("--num-train", type=int, default=2048, help="synthetic training images")
     p.add_argument("--num-val", type=int, default=512, help="synthetic validation images")
     p.add_argument("--objects", type=int, default=1, help="synthetic: objects per image")
-    p.add_argument("--label", choices=["largest", "set"], default="largest",
+    p.add_argument("--label", choices=LABEL_KINDS, default="largest",
                    help="synthetic: the label names the largest shape, or the scene's set of shapes")
     p.add_argument("--min-crop-area", type=float, default=0.08,
                    help="imagefolder: smallest random-resized crop, a fraction of the image (ImageNet's 0.08)")

@@ -19,6 +19,7 @@ from vt.models.registry import check_positive, config_options, register_model
 from vt.models.resnet import ARCH, LEVELS, check_level, timm_feature_info, trunk_features
 from vt.models.trunk import pop_trunk_options, setup_trunk
 from vt.nn import VisualTransformer, VTOutput, map_overlap
+from vt.nn.tokenizer import QueryKind, SoftmaxAxis
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class VTOptions:
     token_channels: int = 1024
     tokenizer: Literal["filter", "recurrent", "pooling"] = "recurrent"
     literal_tokenizer: bool = False
-    queries: Literal["tokens", "centred", "both"] = "both"
-    softmax_over: Literal["pixels", "tokens"] = "pixels"
+    queries: QueryKind = "both"
+    softmax_over: SoftmaxAxis = "pixels"
     relation: Literal["transformer", "none"] = "transformer"
     projector: bool = True
     heads: int = 1

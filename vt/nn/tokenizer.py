@@ -92,7 +92,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vt.analysis import mean_pairwise_cosine
-from vt.nn.attention import attend
+from vt.nn.attention import _scaled, attend
 
 QueryKind = Literal["tokens", "centred", "both"]
 QUERY_KINDS: tuple[str, ...] = QueryKind.__args__
@@ -113,7 +113,7 @@ def compete(q: Tensor, pixels: Tensor, scale: float) -> tuple[Tensor, Tensor]:
     to 1, so a token is still an attention-weighted average of pixels).
     """
     logits = torch.matmul(q, pixels.transpose(1, 2))
-    attn = torch.softmax(torch.log_softmax(logits if scale == 1.0 else logits * scale, dim=1), dim=2)
+    attn = torch.softmax(torch.log_softmax(_scaled(logits, scale), dim=1), dim=2)
     return torch.matmul(attn, pixels), attn
 
 
